@@ -1,0 +1,105 @@
+#pragma once
+// A core: neuralpredictors' `features` as a list of blocks (features.layer0, features.layer1, ... or
+// features.TransferLearning, features.OutBatchNorm, ...), with Stacked2dCore's wiring: a block's input is
+// the previous block's output, or with `skip > 1` the channel concatenation of the last min(skip, l)
+// outputs; the core's output is the channel concatenation of the `stack` blocks' outputs.
+//
+// Life of a core: build (from a config) -> load(state_dict) or init(seed) -> prepare(options), once ->
+// plan(input shape), once per shape -> Plan::run(input, output, workspace), many times, from any number
+// of threads, each with its own Workspace. A steady-state run allocates nothing.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/layer.h"
+#include "layers/sequential.h"
+
+namespace npcore {
+
+class StateDict;
+class WeightSpec;
+
+// Called with each block's name ("features.layer0") and output during Plan::run, when given.
+using TapFn = std::function<void(const std::string& block, const Tensor& output)>;
+
+class Plan {
+ public:
+  const Shape& input_shape() const { return in_; }
+  const Shape& output_shape() const { return out_; }
+  // Memory and state for one thread; reuse it for every run on that thread.
+  Workspace make_workspace() const;
+  // Runs the core. `in` and `out` must have the planned shapes (out may be a view); throws ShapeError
+  // otherwise. Allocates nothing (given a workspace from make_workspace()).
+  void run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap = nullptr) const;
+  // Convenience: allocates the output and a workspace.
+  Tensor run(const Tensor& in, const TapFn* tap = nullptr) const;
+  // Convolution FLOPs of one run.
+  double conv_flops() const;
+  // Each block's name and op, for per-block timing.
+  size_t num_blocks() const { return blocks_.size(); }
+  const std::string& block_name(size_t i) const { return names_[i]; }
+
+ private:
+  friend class Core;
+  Shape in_, out_;
+  int threads_ = 0;
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<Op>> blocks_;
+  std::vector<Shape> block_out_;
+  // Wiring.
+  std::vector<std::vector<int64_t>> out_offsets_;  // per block: channel offsets in the output (one per stack entry)
+  std::vector<int> slot_;                          // per block: ring slot, or -1 if written into the output
+  int ring_ = 0;
+  size_t slot_floats_ = 0, concat_floats_ = 0, block_scratch_ = 0;
+  int64_t skip_ = 0;
+};
+
+class Core {
+ public:
+  virtual ~Core() = default;
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  // The neuralpredictors class name, e.g. "Stacked2dCore".
+  virtual const char* type() const = 0;
+  int64_t input_channels() const { return input_channels_; }
+  // Output shape for an NCHW input; throws ShapeError naming the block that cannot take it.
+  Shape output_shape(const Shape& in) const;
+  const std::vector<std::unique_ptr<Sequential>>& blocks() const { return blocks_; }
+
+  // The state_dict keys and shapes this core expects.
+  WeightSpec weight_spec() const;
+  // Loads a state_dict strictly (WeightError listing every missing, unexpected, mis-shaped key).
+  void load(const StateDict& sd);
+  // Initialises every parameter deterministically, as a freshly built PyTorch core would be.
+  virtual void init(uint64_t seed);
+  // The parameters under their state_dict names.
+  StateDict state_dict() const;
+
+  // Folds, fuses and packs; once, after load/init. Required before plan().
+  void prepare(const EngineOptions& opt);
+  const EngineOptions& options() const { return opt_; }
+  bool prepared() const { return prepared_; }
+  // Kernels and buffer layout for one input shape.
+  std::unique_ptr<Plan> plan(const Shape& in) const;
+  // Convenience for one-off use: plan, allocate, run.
+  Tensor forward(const Tensor& in, const TapFn* tap = nullptr) const;
+
+ protected:
+  Core() = default;
+  // Validation hook run after load (e.g. Hermite basis checks); default none.
+  virtual void after_load(const StateDict& sd) {}
+
+  int64_t input_channels_ = 0;
+  std::vector<std::unique_ptr<Sequential>> blocks_;
+  int64_t skip_ = 0;                  // Stacked2dCore's skip (> 1 concatenates earlier outputs)
+  std::vector<int64_t> stack_;        // blocks whose outputs are concatenated, in order
+  std::vector<std::string> ignored_;  // state_dict prefixes accepted and ignored (training-only)
+
+ private:
+  EngineOptions opt_;
+  bool prepared_ = false;
+};
+
+}  // namespace npcore

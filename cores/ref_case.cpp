@@ -1,0 +1,140 @@
+#include "cores/ref_case.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "cores/factory.h"
+#include "engine/error.h"
+#include "weights/safetensors.h"
+#include "weights/weight_spec.h"
+
+namespace npcore {
+
+std::string case_prefix(const std::string& path) {
+  static const char* suffixes[] = {".weights.safetensors", ".io.safetensors", ".expected.safetensors",
+                                   ".legacy_v1.pth", ".legacy.pth", ".pth", ".json"};
+  for (const char* s : suffixes) {
+    const std::string suf(s);
+    if (path.size() > suf.size() && path.compare(path.size() - suf.size(), suf.size(), suf) == 0)
+      return path.substr(0, path.size() - suf.size());
+  }
+  return path;
+}
+
+std::vector<std::string> case_prefixes(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const auto& p : paths) {
+    std::string c = case_prefix(p);
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  }
+  return out;
+}
+
+TensorCheck compare_tensors(const std::string& name, const Tensor& got, const Tensor& ref) {
+  TensorCheck c;
+  c.name = name;
+  if (got.shape() != ref.shape()) {
+    c.problem = "shape " + got.shape().str() + ", reference " + ref.shape().str();
+    c.max_abs_err = c.normalised = INFINITY;
+    return c;
+  }
+  Tensor g = got.contiguous() ? got : got.clone();
+  Tensor r = ref.contiguous() ? ref : ref.clone();
+  double err = 0, mref = 0;
+  bool nonfinite = false;
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    const double a = g.data()[i], b = r.data()[i];
+    if (!std::isfinite(a) && std::isfinite(b)) nonfinite = true;
+    err = std::max(err, std::fabs(a - b));
+    mref = std::max(mref, std::fabs(b));
+  }
+  if (nonfinite) err = INFINITY;
+  c.max_abs_err = err;
+  c.max_abs_ref = mref;
+  c.normalised = mref > 0 ? err / mref : err;
+  c.bound = 1e-4 * std::max(1.0, mref);
+  c.pass = err <= c.bound;
+  if (nonfinite) c.problem = "non-finite values where the reference is finite";
+  return c;
+}
+
+StateDict load_weights_file(const std::string& path) {
+  auto ends_with = [&](const char* s) {
+    const std::string suf(s);
+    return path.size() >= suf.size() && path.compare(path.size() - suf.size(), suf.size(), suf) == 0;
+  };
+  if (ends_with(".safetensors")) return read_safetensors(path).tensors;
+  throw FormatError(path + ": unsupported weights file type (expected .safetensors)");
+}
+
+CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string prefix = case_prefix(prefix_in);
+  CaseResult res;
+  res.name = prefix.substr(prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/') + 1);
+  const std::string json_path = prefix + ".json";
+  const std::string text = read_text_file(json_path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(json_path + ": not valid JSON: " + e.what());
+  }
+  const bool is_module = j.is_object() && j.contains("module");
+  StateDict weights = load_weights_file(opt.weights.empty() ? prefix + ".weights.safetensors" : opt.weights);
+  SafetensorsFile io = read_safetensors(prefix + ".io.safetensors");
+  const Tensor input = io.tensors.get_float("input");
+
+  std::vector<std::pair<std::string, Tensor>> produced;
+  if (is_module) {
+    auto layer = make_module(text, json_path);
+    res.kind = layer->type();
+    WeightSpec spec;
+    layer->declare(spec);
+    spec.check(weights, res.kind);
+    layer->load(weights);
+    prepare_layer(*layer, opt.engine);
+    auto op = layer->plan(input.shape(), opt.engine);
+    Tensor out(op->out_shape);
+    AlignedBuffer scratch = aligned_floats(op->scratch_floats());
+    auto state = op->make_state();
+    op->run(input, out, scratch.get(), state.get());
+    produced.emplace_back("output", out);
+    for (auto& [name, t] : layer->debug_tensors()) produced.emplace_back(name, t);
+  } else {
+    auto core = make_core(text, json_path);
+    res.kind = core->type();
+    core->load(weights);
+    core->prepare(opt.engine);
+    TapFn tap = [&](const std::string& block, const Tensor& t) { produced.emplace_back("act/" + block, t.clone()); };
+    Tensor out = core->forward(input, &tap);
+    produced.emplace_back("output", out);
+  }
+  // Every reference tensor but the input is compared; one the engine did not produce fails the case.
+  res.pass = true;
+  for (const std::string& name : io.tensors.order()) {
+    if (name == "input") continue;
+    const Tensor ref = io.tensors.get_float(name);
+    const Tensor* got = nullptr;
+    for (const auto& [n, t] : produced)
+      if (n == name) got = &t;
+    TensorCheck c;
+    if (got) {
+      c = compare_tensors(name, *got, ref);
+    } else {
+      c.name = name;
+      c.problem = "not produced by the engine";
+      c.max_abs_err = c.normalised = INFINITY;
+    }
+    res.pass = res.pass && c.pass;
+    res.worst_normalised = std::max(res.worst_normalised, c.normalised);
+    res.checks.push_back(c);
+  }
+  if (res.checks.empty()) throw FormatError(prefix + ".io.safetensors: holds no tensor to compare");
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace npcore

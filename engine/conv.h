@@ -1,0 +1,87 @@
+#pragma once
+// 2D convolution: parameters shared by every backend, the kernel interface, and the backend registry.
+// A kernel is created for one (parameters, weights, epilogue, input shape) and is then immutable: run()
+// may be called from several threads at once, each with its own scratch memory and RunState.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/activation.h"
+#include "engine/tensor.h"
+
+namespace npcore {
+
+// torch.nn.Conv2d's constructor arguments (dilation counted from 1, as PyTorch does).
+struct Conv2dParams {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+  bool bias = true;
+
+  // Square-kernel convenience constructor, the form neuralpredictors uses.
+  static Conv2dParams square(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0,
+                             int64_t dilation = 1, int64_t groups = 1, bool bias = true);
+  // Throws ConfigError naming `where` and the rule when a value is out of range.
+  void validate(const std::string& where) const;
+  // Output shape for an NCHW input; throws ShapeError naming `where`.
+  Shape output_shape(const Shape& in, const std::string& where) const;
+  Shape weight_shape() const { return {out_channels, in_channels / groups, kernel_h, kernel_w}; }
+  // Multiply-accumulates of one forward on `in`, times two (the FLOP count benchmarks report).
+  double flops(const Shape& in) const;
+  std::string str() const;  // "Conv2d(16, 32, k=3x3, s=1, p=1, d=1, g=1, bias)"
+};
+
+// What a conv computes after the sum: y = act(conv(x, weight) + bias[o]). BatchNorm, Bias2D and Scale2D
+// are folded into weight and bias before a kernel is made.
+struct ConvSpec {
+  Conv2dParams params;
+  const float* weight = nullptr;  // [out, in/groups, kh, kw], row-major; read during kernel creation only
+  const float* bias = nullptr;    // [out] or null
+  Activation act;
+};
+
+enum class Backend { Reference, Gemm, OneDnn };
+const char* backend_name(Backend b);
+// Parses "reference", "gemm", "onednn"; throws ConfigError listing them otherwise.
+Backend parse_backend(const std::string& name);
+const std::vector<Backend>& all_backends();
+
+// Per-thread mutable state a prepared kernel or op may need (oneDNN memory handles), made once per
+// workspace so that run() allocates nothing and several threads can run the same kernel.
+class RunState {
+ public:
+  virtual ~RunState() = default;
+};
+
+// A convolution prepared for one input shape.
+class ConvKernel {
+ public:
+  virtual ~ConvKernel() = default;
+  virtual Backend backend() const = 0;
+  // Floats of scratch memory one run() needs (64-byte aligned by the caller).
+  virtual size_t scratch_floats() const { return 0; }
+  virtual std::unique_ptr<RunState> make_state() const { return nullptr; }
+  // in: the input shape given at creation; out: the output shape, either may be a batch/channel view.
+  virtual void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const = 0;
+};
+
+// Can `backend` run this convolution? If not, `why` says why.
+bool conv_supported(Backend backend, const ConvSpec& spec, const Shape& in, std::string* why = nullptr);
+// Creates a kernel; throws BackendError if the backend cannot run it.
+std::unique_ptr<ConvKernel> make_conv_kernel(Backend backend, const ConvSpec& spec, const Shape& in);
+
+// The three implementations (engine/conv_reference.cpp, conv_gemm.cpp, conv_onednn.cpp).
+std::unique_ptr<ConvKernel> make_reference_conv(const ConvSpec& spec, const Shape& in);
+std::unique_ptr<ConvKernel> make_gemm_conv(const ConvSpec& spec, const Shape& in);
+std::unique_ptr<ConvKernel> make_onednn_conv(const ConvSpec& spec, const Shape& in);
+bool onednn_conv_supported(const ConvSpec& spec, const Shape& in, std::string* why);
+
+// Runs a convolution once with a temporary workspace (tests, tools; not for steady-state use).
+void conv_once(Backend backend, const ConvSpec& spec, const Tensor& in, Tensor& out);
+
+}  // namespace npcore

@@ -1,0 +1,139 @@
+#include "engine/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "engine/error.h"
+
+namespace npcore {
+
+Shape::Shape(std::initializer_list<int64_t> dims) {
+  for (int64_t v : dims) push_back(v);
+}
+
+void Shape::push_back(int64_t v) {
+  if (rank_ == kMaxRank) throw ShapeError("shape: rank above " + std::to_string(kMaxRank));
+  d_[rank_++] = v;
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < rank_; ++i) n *= d_[i];
+  return n;
+}
+
+bool Shape::operator==(const Shape& o) const {
+  if (rank_ != o.rank_) return false;
+  for (int i = 0; i < rank_; ++i)
+    if (d_[i] != o.d_[i]) return false;
+  return true;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (int i = 0; i < rank_; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(d_[i]);
+  }
+  return s + "]";
+}
+
+void AlignedFree::operator()(void* p) const { std::free(p); }
+
+AlignedBuffer aligned_floats(size_t count) {
+  size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
+  if (bytes == 0) bytes = 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  return AlignedBuffer(static_cast<float*>(p));
+}
+
+Tensor::Tensor(const Shape& shape) : shape_(shape) {
+  for (int64_t d : shape)
+    if (d < 0) throw ShapeError("tensor: negative dimension in " + shape.str());
+  int64_t n = shape.numel();
+  AlignedBuffer buf = aligned_floats(static_cast<size_t>(n));
+  if (n) std::memset(buf.get(), 0, static_cast<size_t>(n) * sizeof(float));
+  data_ = buf.get();
+  storage_ = std::shared_ptr<float>(buf.release(), AlignedFree{});
+  batch_stride_ = image_size();
+}
+
+Tensor Tensor::wrap(float* data, const Shape& shape, int64_t batch_stride) {
+  Tensor t;
+  t.data_ = data;
+  t.shape_ = shape;
+  t.batch_stride_ = batch_stride ? batch_stride : t.image_size();
+  return t;
+}
+
+int64_t Tensor::image_size() const {
+  if (shape_.rank() == 0) return 1;
+  int64_t n = 1;
+  for (int i = 1; i < shape_.rank(); ++i) n *= shape_[i];
+  return n;
+}
+
+Tensor Tensor::batch(int64_t first, int64_t count) const {
+  if (rank() < 1 || first < 0 || count < 0 || first + count > shape_[0])
+    throw ShapeError("tensor " + shape_.str() + ": batch slice [" + std::to_string(first) + ", " +
+                     std::to_string(first + count) + ") out of range");
+  Tensor v = *this;
+  v.data_ = data_ + first * batch_stride_;
+  v.shape_[0] = count;
+  return v;
+}
+
+Tensor Tensor::channels(int64_t first, int64_t count) const {
+  if (rank() != 4 || first < 0 || count < 0 || first + count > shape_[1])
+    throw ShapeError("tensor " + shape_.str() + ": channel range [" + std::to_string(first) + ", " +
+                     std::to_string(first + count) + ") out of range");
+  Tensor v = *this;
+  v.data_ = data_ + first * shape_[2] * shape_[3];
+  v.shape_[1] = count;
+  return v;  // batch_stride_ unchanged: images keep their full stride
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  if (!contiguous()) throw ShapeError("tensor " + shape_.str() + ": cannot reshape a strided view");
+  if (shape.numel() != numel())
+    throw ShapeError("tensor " + shape_.str() + ": cannot reshape to " + shape.str());
+  Tensor v = *this;
+  v.shape_ = shape;
+  v.batch_stride_ = v.image_size();
+  return v;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(shape_);
+  t.copy_from(*this);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  if (src.shape() != shape_)
+    throw ShapeError("tensor copy: shape " + src.shape().str() + " into " + shape_.str());
+  if (numel() == 0) return;
+  if (rank() == 0) {
+    *data_ = *src.data_;
+    return;
+  }
+  const int64_t img = image_size();
+  for (int64_t i = 0; i < shape_[0]; ++i)
+    std::memmove(image(i), src.image(i), static_cast<size_t>(img) * sizeof(float));
+}
+
+void Tensor::fill(float v) {
+  if (rank() == 0) {
+    if (data_) *data_ = v;
+    return;
+  }
+  const int64_t img = image_size();
+  for (int64_t i = 0; i < shape_[0]; ++i) {
+    float* p = image(i);
+    for (int64_t j = 0; j < img; ++j) p[j] = v;
+  }
+}
+
+}  // namespace npcore

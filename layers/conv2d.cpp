@@ -1,0 +1,124 @@
+#include "layers/conv2d.h"
+
+#include <cmath>
+
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "weights/weight_spec.h"
+
+namespace npcore {
+namespace {
+
+// A conv kernel behind the Op interface.
+class ConvOp final : public Op {
+ public:
+  ConvOp(std::unique_ptr<ConvKernel> k, double flops) : k_(std::move(k)), flops_(flops) {}
+  size_t scratch_floats() const override { return k_->scratch_floats(); }
+  std::unique_ptr<RunState> make_state() const override { return k_->make_state(); }
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
+    k_->run(in, out, scratch, state);
+  }
+  double conv_flops() const override { return flops_; }
+
+ private:
+  std::unique_ptr<ConvKernel> k_;
+  double flops_;
+};
+
+}  // namespace
+
+Conv2d::Conv2d(std::string name, const Conv2dParams& params) : Layer(std::move(name)), p_(params) {
+  p_.validate(label());
+  weight_ = Tensor(p_.weight_shape());
+  if (p_.bias) bias_ = Tensor({p_.out_channels});
+}
+
+Shape Conv2d::output_shape(const Shape& in) const { return p_.output_shape(in, label()); }
+
+void Conv2d::declare(WeightSpec& spec) const {
+  Shape w = p_.weight_shape();
+  spec.expect(key("weight"), {w.begin(), w.end()});
+  if (p_.bias) spec.expect(key("bias"), {p_.out_channels});
+}
+
+void Conv2d::load(const StateDict& sd) {
+  weight_ = sd.get_float(key("weight"));
+  if (p_.bias) bias_ = sd.get_float(key("bias"));
+  prepared_ = false;
+}
+
+void Conv2d::init(Rng& rng) {
+  // xavier_normal_: std = sqrt(2 / (fan_in + fan_out)), fan = channels * receptive field
+  const double rf = double(p_.kernel_h * p_.kernel_w);
+  const double fan_in = double(p_.in_channels / p_.groups) * rf, fan_out = double(p_.out_channels) * rf;
+  rng.fill_normal(weight_, 0.0f, float(std::sqrt(2.0 / (fan_in + fan_out))));
+  if (p_.bias) bias_.fill(0.0f);
+  prepared_ = false;
+}
+
+void Conv2d::save(StateDict& sd) const {
+  sd.add_float(key("weight"), weight_);
+  if (p_.bias) sd.add_float(key("bias"), bias_);
+}
+
+void Conv2d::set_weights(Tensor weight, Tensor bias) {
+  if (weight.shape() != p_.weight_shape())
+    throw ShapeError(label() + ": weight " + weight.shape().str() + ", expected " + p_.weight_shape().str());
+  if (p_.bias && bias.shape() != Shape{p_.out_channels})
+    throw ShapeError(label() + ": bias " + bias.shape().str() + ", expected [" + std::to_string(p_.out_channels) + "]");
+  weight_ = std::move(weight);
+  bias_ = p_.bias ? std::move(bias) : Tensor();
+  prepared_ = false;
+}
+
+void Conv2d::absorb_affine(const ChannelAffine& a) {
+  affine_ = affine_.then(a);
+  prepared_ = false;
+}
+
+void Conv2d::absorb_activation(const Activation& a) {
+  act_ = a;
+  has_act_ = true;
+}
+
+void Conv2d::reset_fusion() {
+  affine_ = ChannelAffine();
+  act_ = Activation();
+  has_act_ = false;
+  prepared_ = false;
+}
+
+void Conv2d::prepare(const EngineOptions&) {
+  // y = (W*x + b) * s + t  ==  (W*s)*x + (b*s + t)
+  const int64_t O = p_.out_channels, per = weight_.numel() / O;
+  folded_weight_ = weight_.clone();
+  const bool any_bias = p_.bias || !affine_.shift.empty();
+  folded_bias_ = any_bias ? Tensor({O}) : Tensor();
+  for (int64_t o = 0; o < O; ++o) {
+    const float s = affine_.scale.empty() ? 1.0f : affine_.scale[o];
+    if (s != 1.0f)
+      for (int64_t i = 0; i < per; ++i) folded_weight_.data()[o * per + i] *= s;
+    if (any_bias) {
+      float b = p_.bias ? bias_.data()[o] : 0.0f;
+      if (!affine_.scale.empty()) b *= s;
+      folded_bias_.data()[o] = b + (affine_.shift.empty() ? 0.0f : affine_.shift[o]);
+    }
+  }
+  prepared_ = true;
+}
+
+std::unique_ptr<Op> Conv2d::plan(const Shape& in, const EngineOptions& opt) const {
+  if (!prepared_) throw BackendError(name() + ": plan() before prepare()");
+  ConvSpec spec;
+  spec.params = p_;
+  spec.params.bias = !folded_bias_.empty();
+  spec.weight = folded_weight_.data();
+  spec.bias = folded_bias_.empty() ? nullptr : folded_bias_.data();
+  spec.act = act_;
+  auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in));
+  op->in_shape = in;
+  op->out_shape = output_shape(in);
+  return op;
+}
+
+}  // namespace npcore

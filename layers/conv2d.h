@@ -1,0 +1,44 @@
+#pragma once
+// torch.nn.Conv2d, plus what fusion folds into it: a following per-channel affine (eval BatchNorm,
+// Bias2D, Scale2D) goes into the weights and bias at prepare(); a following activation runs in the
+// kernel's epilogue.
+#include "layers/layer.h"
+
+namespace npcore {
+
+class Conv2d : public Layer {
+ public:
+  Conv2d(std::string name, const Conv2dParams& params);
+  const char* type() const override { return "Conv2d"; }
+  const Conv2dParams& params() const { return p_; }
+  Shape output_shape(const Shape& in) const override;
+
+  void declare(WeightSpec& spec) const override;
+  void load(const StateDict& sd) override;
+  void init(Rng& rng) override;  // xavier_normal weights, zero bias (neuralpredictors' init_conv)
+  void save(StateDict& sd) const override;
+  // Sets the parameters directly ([out, in/groups, kh, kw] and [out] or empty).
+  void set_weights(Tensor weight, Tensor bias);
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+
+  bool can_absorb_affine() const override { return !has_act_; }
+  bool can_absorb_activation() const override { return !has_act_; }
+  void absorb_affine(const ChannelAffine& a) override;
+  void absorb_activation(const Activation& a) override;
+  void reset_fusion() override;
+
+  void prepare(const EngineOptions& opt) override;
+  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override;
+
+ private:
+  Conv2dParams p_;
+  Tensor weight_, bias_;                // as in the state_dict
+  ChannelAffine affine_;                // absorbed, applied after the bias
+  Activation act_;                      // absorbed
+  bool has_act_ = false;
+  Tensor folded_weight_, folded_bias_;  // made by prepare()
+  bool prepared_ = false;
+};
+
+}  // namespace npcore
