@@ -1,0 +1,23 @@
+#pragma once
+// Helpers shared by the tests: where the reference dumps are, seeded random tensors, and the
+// normalised error max|a - b| / max|b| by which closeness is judged.
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace npcore::test {
+
+// ../shared/ref (or $NPCORE_REF_DIR); empty if the folder is absent (a clone without shared/).
+std::string ref_dir();
+// tests/fixtures: small reference cases kept in the project for clones without ../shared.
+std::string fixture_dir();
+// Case prefixes (path without .json) of every NAME.json directly in `dir`, sorted.
+std::vector<std::string> list_cases(const std::string& dir);
+
+// A tensor of standard-normal values from a fixed seed.
+Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0f);
+// max|a - b| / max|b| (max|a - b| if b is all zero); infinity on shape mismatch or non-finite a.
+double normalised_error(const Tensor& a, const Tensor& b);
+
+}  // namespace npcore::test
