@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what npcore needs from Debian (if missing), builds it, then runs one job:
+#   tools/setup.sh demo    the main job: `npcore demo`
+#   tools/setup.sh test    the whole test suite (ctest)
+#   tools/setup.sh build   build only
+# Run as root on Debian 12 (or with the packages already installed). Environment: BUILD_DIR (default
+# build), NPCORE_NATIVE (ON: tune for this CPU; OFF: portable x86-64 build), JOBS (default: nproc).
+set -euo pipefail
+job=${1:-build}
+case "$job" in demo|test|build) ;; *) echo "usage: $0 demo|test|build" >&2; exit 2;; esac
+cd "$(dirname "$0")/.."
+
+packages=(g++ cmake make pkg-config libeigen3-dev libdnnl-dev catch2 nlohmann-json3-dev libcli11-dev libzip-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then echo "setup: run as root to install packages" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build=${BUILD_DIR:-build}
+jobs=${JOBS:-$(nproc)}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DNPCORE_NATIVE="${NPCORE_NATIVE:-ON}"
+cmake --build "$build" -j "$jobs"
+
+case "$job" in
+  demo) "$build/npcore" demo ;;
+  test) ctest --test-dir "$build" --output-on-failure ;;
+  build) ;;
+esac
