@@ -217,8 +217,10 @@ void HermiteConv2D::check_against(const StateDict& sd, const std::string& field,
     char buf[160];
     std::snprintf(buf, sizeof buf, "max|diff| %.3e at flat index %lld > 1e-05 * max|engine's| = %.3e", diff,
                   (long long)where, tol);
+    // A stand-alone module has no name: say what it is.
+    const std::string what = name().empty() ? std::string(type()) + " " + key(field) : key(field);
     throw WeightError(
-        sd.source() + ": " + label() + ": " + key(field) + " differs from the " +
+        sd.source() + ": " + what + " differs from the " +
         (field == "rotate_hermite.H" ? "Hermite basis hermite_2d(" : "rotation matrix for hermite_2d(") +
         std::to_string(p_.filter_size) + ", " + std::to_string(basis_.npts) + ", 2*sqrt(" +
         std::to_string(p_.filter_size) + ")) the engine computes: " + buf +
