@@ -7,11 +7,13 @@
 #include <sstream>
 
 #include "cores/config_reader.h"
+#include "cores/rotation_equivariant2d_core.h"
 #include "cores/stacked2d_options.h"
 #include "engine/error.h"
 #include "layers/attention_conv.h"
 #include "layers/conv2d.h"
 #include "layers/depth_separable_conv2d.h"
+#include "layers/hermite_conv2d.h"
 #include "layers/squeeze_excitation.h"
 
 namespace npcore {
@@ -37,6 +39,13 @@ const std::map<std::string, CoreBuilder>& core_builders() {
          Stacked2dOptions o = parse_stacked2d_options(r, d);
          r.finish();
          return std::make_unique<SE2dCore>(o);
+       }},
+      {"RotationEquivariant2dCore",
+       [](ConfigReader& r) -> std::unique_ptr<Core> {
+         Stacked2dOptions o = parse_stacked2d_options(r, Stacked2dDefaults{});
+         RotationEquivariantOptions ro = parse_rotation_equivariant_options(r, o);
+         r.finish();
+         return std::make_unique<RotationEquivariant2dCore>(o, ro);
        }},
   };
   return m;
@@ -76,6 +85,20 @@ const std::map<std::string, ModuleBuilder>& module_builders() {
                                                r.get_int("groups", 1), r.get_bool("bias", true));
          r.finish();
          return std::make_unique<Conv2d>("", p);
+       }},
+      {"HermiteConv2D",
+       [](ConfigReader& r) -> std::unique_ptr<Layer> {
+         HermiteConv2dParams p;
+         p.input_features = r.get_int("input_features");
+         p.output_features = r.get_int("output_features");
+         p.filter_size = r.get_int("filter_size");
+         p.pad_h = p.pad_w = r.get_int("padding");
+         p.stride = r.get_int("stride");
+         p.num_rotations = r.get_int("num_rotations");
+         p.upsampling = r.get_int("upsampling");
+         p.first_layer = r.get_bool("first_layer");
+         r.finish();
+         return std::make_unique<HermiteConv2D>("", p);
        }},
   };
   return m;
