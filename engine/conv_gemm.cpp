@@ -59,7 +59,7 @@ class ScratchBlocking final : public Eigen::internal::level3_blocking<float, flo
   }
 };
 
-// Row-major A x row-major B into row-major C, C += A * B.
+// C += A x B for row-major A, B and C (Eigen's blocked GEMM; strides given per call).
 using RowMajorGemm =
     Eigen::internal::general_matrix_matrix_product<Index, float, Eigen::RowMajor, false, float,
                                                    Eigen::RowMajor, false, Eigen::RowMajor, 1>;
@@ -100,49 +100,57 @@ class GemmConv final : public ConvKernel {
 
   Backend backend() const override { return Backend::Gemm; }
 
-  // Per thread: the [K, T] column tile, then Eigen's two packed panels.
+  // Per thread: the [K, T] column tile, then Eigen's packed panels of it ([kc, mc]) and of W_g ([kc, nc]).
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     if (in.shape() != in_ || out.shape() != out_)
       throw ShapeError("gemm conv " + p_.str() + ": kernel made for input " + in_.str() + " -> " +
                        out_.str() + ", run with " + in.shape().str() + " -> " + out.shape().str());
-    const int64_t groups = p_.groups, jobs = in_[0] * groups * tiles_;
-    const int64_t plane = in_[2] * in_[3];
-
-#pragma omp parallel for schedule(dynamic) num_threads(threads_) if (jobs > 1)
-    for (int64_t job = 0; job < jobs; ++job) {
-      const int64_t n = job / (groups * tiles_), g = job / tiles_ % groups, t = job % tiles_;
-      const int64_t p0 = t * tile_, T = std::min(tile_, P_ - p0);
-      float* ws = scratch + size_t(omp_get_thread_num()) * thread_floats();
-      float* block_a = ws + col_floats_;
-      float* block_b = block_a + a_floats_;
-
-      const float* x = in.image(n) + g * icg_ * plane;  // [Cin/g, H, W] of this group
-      const float* col;
-      Index ldcol;
-      if (direct_) {
-        col = x + p0;  // [Cin/g, T] with row stride H*W (= P)
-        ldcol = P_;
-      } else {
-        im2col(x, p0, T, ws);  // [K, T], dense
-        col = ws;
-        ldcol = T;
-      }
-
-      float* y = out.image(n) + g * ocg_ * P_ + p0;  // [Cout/g, T] with row stride P
-      const float* b = bias_.data() + g * ocg_;
-      for (int64_t o = 0; o < ocg_; ++o) std::fill_n(y + o * P_, T, b[o]);
-      // y [Cout/g, T] (row stride P) += W_g [Cout/g, K] (row stride K) x col [K, T] (row stride ldcol)
-      ScratchBlocking blocking(kc_, mc_, nc_, block_a, block_b);
-      RowMajorGemm::run(ocg_, T, K_, weight_.get() + g * ocg_ * K_, K_, col, ldcol, y, 1, P_, 1.0f, blocking,
-                        nullptr);
-      if (!act_.is_identity())
-        for (int64_t o = 0; o < ocg_; ++o) apply_activation(act_, y + o * P_, T);
+    const int64_t jobs = in_[0] * p_.groups * tiles_;
+    // One OpenMP team, never nested; no region at all when it would hold one thread (libgomp allocates a
+    // team for every single-thread region).
+    if (threads_ > 1 && jobs > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(dynamic) num_threads(threads_)
+      for (int64_t job = 0; job < jobs; ++job)
+        run_job(in, out, job, scratch + omp_get_thread_num() * thread_floats());
+    } else {
+      for (int64_t job = 0; job < jobs; ++job) run_job(in, out, job, scratch);
     }
   }
 
  private:
+  // Job (image n, group g, tile t) with this thread's slice of scratch `ws`.
+  void run_job(const Tensor& in, Tensor& out, int64_t job, float* ws) const {
+    const int64_t groups = p_.groups, plane = in_[2] * in_[3];
+    const int64_t n = job / (groups * tiles_), g = job / tiles_ % groups, t = job % tiles_;
+    const int64_t p0 = t * tile_, T = std::min(tile_, P_ - p0);
+    float* block_a = ws + col_floats_;
+    float* block_b = block_a + a_floats_;
+
+    const float* x = in.image(n) + g * icg_ * plane;  // [Cin/g, H, W] of this group
+    const float* col;
+    Index ldcol;
+    if (direct_) {
+      col = x + p0;  // [Cin/g, T] with row stride H*W (= P)
+      ldcol = P_;
+    } else {
+      im2col(x, p0, T, ws);  // [K, T], dense
+      col = ws;
+      ldcol = T;
+    }
+
+    float* y = out.image(n) + g * ocg_ * P_ + p0;  // [Cout/g, T] with row stride P
+    const float* b = bias_.data() + g * ocg_;
+    for (int64_t o = 0; o < ocg_; ++o) std::fill_n(y + o * P_, T, b[o]);
+    // y [Cout/g, T] (row stride P) += W_g [Cout/g, K] (row stride K) x col [K, T] (row stride ldcol)
+    ScratchBlocking blocking(kc_, mc_, nc_, block_a, block_b);
+    RowMajorGemm::run(ocg_, T, K_, weight_.get() + g * ocg_ * K_, K_, col, ldcol, y, 1, P_, 1.0f, blocking,
+                      nullptr);
+    if (!act_.is_identity())
+      for (int64_t o = 0; o < ocg_; ++o) apply_activation(act_, y + o * P_, T);
+  }
+
   size_t thread_floats() const {
     return col_floats_ + a_floats_ + b_floats_;
   }

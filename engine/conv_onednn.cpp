@@ -9,7 +9,9 @@
 // between images by more than one image (a channel range of a bigger tensor) and N > 1, a second
 // primitive made for batch 1 runs once per image (images themselves are always dense). Batch 1 never
 // needs it, since a single image's stride is never used.
+#include <omp.h>
 #include <oneapi/dnnl/dnnl_debug.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -107,9 +109,14 @@ class OneDnnConv final : public ConvKernel {
 
     if (!post_op_act_) {
       const int64_t N = out_[0], C = out_[1], plane = out_[2] * out_[3];
-#pragma omp parallel for schedule(static) if (N * C > 1)
-      for (int64_t job = 0; job < N * C; ++job)
-        apply_activation(act_, out.image(job / C) + job % C * plane, plane);
+      // One team over planes; no region when it would hold one thread (libgomp allocates a team for each).
+      if (N * C > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+        for (int64_t job = 0; job < N * C; ++job)
+          apply_activation(act_, out.image(job / C) + job % C * plane, plane);
+      } else {
+        for (int64_t n = 0; n < N; ++n) apply_activation(act_, out.image(n), C * plane);
+      }
     }
   }
 

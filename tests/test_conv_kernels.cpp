@@ -294,7 +294,7 @@ TEST_CASE("gemm runs allocate nothing; onednn runs allocate the same each time",
   Tensor dense = test::random_tensor(in_shape, 22);
   Tensor view = make_input(in_shape, true, 23);
   Tensor out(p.output_shape(in_shape, "test"));
-  for (Backend backend : {Backend::Reference, Backend::Gemm, Backend::OneDnn}) {
+  for (Backend backend : kFast) {
     auto kernel = make_conv_kernel(backend, rc.spec, in_shape);
     AlignedBuffer scratch = aligned_floats(kernel->scratch_floats());
     auto state = kernel->make_state();
