@@ -59,16 +59,18 @@ TEST_CASE("config: malformed descriptions", "[config]") {
 }
 
 TEST_CASE("config: unknown keys are refused listing the accepted ones", "[config]") {
-  expect_config_error(core_json("Stacked2dCore", R"("hiden_channels": 16)"),
-                      {"unknown key 'hiden_channels'", "accepted keys", "hidden_channels", "input_kern", "stack"});
+  expect_config_error(
+      core_json("Stacked2dCore", R"("hiden_channels": 16)"),
+      {"unknown key 'hiden_channels'", "accepted keys", "hidden_channels", "input_kern", "stack"});
   // SE2dCore's own keys are not Stacked2dCore's.
   expect_config_error(core_json("Stacked2dCore", R"("n_se_blocks": 1)"), {"unknown key 'n_se_blocks'"});
   CHECK_NOTHROW(make_core(core_json("SE2dCore", R"("n_se_blocks": 1, "se_reduction": 4)"), "t"));
   // Every unknown key is named at once.
   expect_config_error(core_json("Stacked2dCore", R"("a": 1, "b": 2)"), {"unknown keys", "'a'", "'b'"});
   // nonlinearity_config is checked against the nonlinearity's own arguments.
-  expect_config_error(core_json("Stacked2dCore", R"("nonlinearity_type": "ELU", "nonlinearity_config": {"beta": 1})"),
-                      {"nonlinearity_config", "unknown key 'beta'", "alpha"});
+  expect_config_error(
+      core_json("Stacked2dCore", R"("nonlinearity_type": "ELU", "nonlinearity_config": {"beta": 1})"),
+      {"nonlinearity_config", "unknown key 'beta'", "alpha"});
 }
 
 TEST_CASE("config: wrong types and values name the key and the value", "[config]") {
@@ -90,19 +92,22 @@ TEST_CASE("config: wrong types and values name the key and the value", "[config]
 TEST_CASE("config: combinations upstream refuses", "[config]") {
   expect_config_error(core_json("Stacked2dCore", R"("depth_separable": true, "attention_conv": true)"),
                       {"attention_conv", "depth_separable", "cannot both be true"});
-  expect_config_error(R"({"core": "Stacked2dCore", "config": {"input_channels": 1, "hidden_channels": [8, 8, 8],
+  expect_config_error(
+      R"({"core": "Stacked2dCore", "config": {"input_channels": 1, "hidden_channels": [8, 8, 8],
                        "input_kern": 5, "hidden_kern": 3, "layers": 3, "skip": 2}})",
-                      {"'skip'", "list of hidden_channels", "not implemented"});
+      {"'skip'", "list of hidden_channels", "not implemented"});
   expect_config_error(core_json("Stacked2dCore", R"("stack": 3)"), {"'stack'", "selects no layer"});
-  expect_config_error(core_json("Stacked2dCore", R"("stack": [0, 3])"), {"'stack'", "index 3", "out of range"});
+  expect_config_error(core_json("Stacked2dCore", R"("stack": [0, 3])"),
+                      {"'stack'", "index 3", "out of range"});
   expect_config_error(core_json("Stacked2dCore", R"("stack": [-4])"), {"'stack'", "out of range"});
   expect_config_error(core_json("Stacked2dCore", R"("stack": "all")"), {"'stack'"});
 }
 
 TEST_CASE("config: training-only keys are accepted and ignored", "[config]") {
-  auto core = make_core(core_json("Stacked2dCore", R"("gamma_hidden": 0.1, "gamma_input": 10.0, "momentum": 0.9,
+  auto core =
+      make_core(core_json("Stacked2dCore", R"("gamma_hidden": 0.1, "gamma_input": 10.0, "momentum": 0.9,
       "laplace_padding": 0, "input_regularizer": "GaussianLaplaceL2", "use_avg_reg": false)"),
-                        "t");
+                "t");
   auto plain = make_core(core_json("Stacked2dCore"), "t");
   CHECK(keys_of(*core) == keys_of(*plain));
 }
@@ -124,7 +129,8 @@ TEST_CASE("config: Stacked2dCore defaults and quirks, seen through its state_dic
     CHECK(k.count(n + "running_mean"));
     CHECK(k.count(n + "running_var"));
   }
-  CHECK(std::none_of(k.begin(), k.end(), [](auto& e) { return e.first.find(".scale.") != std::string::npos; }));
+  CHECK(
+      std::none_of(k.begin(), k.end(), [](auto& e) { return e.first.find(".scale.") != std::string::npos; }));
   // stack None: every layer is concatenated; "same" padding keeps the size.
   CHECK(core->output_shape({2, 1, 20, 30}) == Shape{2, 24, 20, 30});
 
@@ -137,7 +143,8 @@ TEST_CASE("config: Stacked2dCore defaults and quirks, seen through its state_dic
   CHECK(nb->output_shape({1, 1, 20, 30}) == Shape{1, 8, 20, 30});
 
   // batch_norm_scale=False with bias: a Bias2DLayer; final_batchnorm_scale applies to the last layer only.
-  auto ns = make_core(core_json("Stacked2dCore", R"("batch_norm_scale": false, "final_batchnorm_scale": true)"), "t");
+  auto ns = make_core(
+      core_json("Stacked2dCore", R"("batch_norm_scale": false, "final_batchnorm_scale": true)"), "t");
   auto ks = keys_of(*ns);
   CHECK(ks.at("features.layer0.bias.bias") == std::vector<int64_t>{1, 8, 1, 1});
   CHECK(ks.count("features.layer2.norm.weight"));
@@ -146,7 +153,8 @@ TEST_CASE("config: Stacked2dCore defaults and quirks, seen through its state_dic
   // batch_norm=False: no norm keys at all.
   auto nn = make_core(core_json("Stacked2dCore", R"("batch_norm": false)"), "t");
   auto kn = keys_of(*nn);
-  CHECK(std::none_of(kn.begin(), kn.end(), [](auto& e) { return e.first.find("norm") != std::string::npos; }));
+  CHECK(
+      std::none_of(kn.begin(), kn.end(), [](auto& e) { return e.first.find("norm") != std::string::npos; }));
 }
 
 TEST_CASE("config: padding, strides, skip and conv kinds", "[config]") {
@@ -160,8 +168,10 @@ TEST_CASE("config: padding, strides, skip and conv kinds", "[config]") {
   auto st = make_core(core_json("Stacked2dCore", R"("input_stride": 2, "stride": 1, "stack": [0])"), "t");
   CHECK(st->output_shape({1, 1, 20, 30}) == Shape{1, 8, 10, 15});
   // An int stack s is range(layers)[s:]: 0 is every layer, -2 the last two.
-  CHECK(make_core(core_json("Stacked2dCore", R"("stack": 0)"), "t")->output_shape({1, 1, 9, 9}) == Shape{1, 24, 9, 9});
-  CHECK(make_core(core_json("Stacked2dCore", R"("stack": -2)"), "t")->output_shape({1, 1, 9, 9}) == Shape{1, 16, 9, 9});
+  CHECK(make_core(core_json("Stacked2dCore", R"("stack": 0)"), "t")->output_shape({1, 1, 9, 9}) ==
+        Shape{1, 24, 9, 9});
+  CHECK(make_core(core_json("Stacked2dCore", R"("stack": -2)"), "t")->output_shape({1, 1, 9, 9}) ==
+        Shape{1, 16, 9, 9});
   // skip=2: layer l >= 2 reads the concatenation of the last two outputs.
   auto sk = make_core(core_json("Stacked2dCore", R"("skip": 2)"), "t");
   CHECK(keys_of(*sk).at("features.layer1.conv.weight") == std::vector<int64_t>{8, 8, 3, 3});
@@ -193,16 +203,19 @@ TEST_CASE("config: SE2dCore defaults (bias False, reduction 32, blocks on the la
   CHECK(k.at("features.layer3.seg_ex_block.se.3.weight") == std::vector<int64_t>{64, 2});
   // n_se_blocks defaults to 0.
   auto none = keys_of(*make_core(core_json("SE2dCore"), "t"));
-  CHECK(std::none_of(none.begin(), none.end(), [](auto& e) { return e.first.find("seg_ex") != std::string::npos; }));
+  CHECK(std::none_of(none.begin(), none.end(),
+                     [](auto& e) { return e.first.find("seg_ex") != std::string::npos; }));
   // With bias given True, BatchNorm is affine again.
   auto sb = keys_of(*make_core(core_json("SE2dCore", R"("bias": true)"), "t"));
   CHECK(sb.count("features.layer0.norm.weight"));
 }
 
 TEST_CASE("config: single-module descriptions and backend names", "[config]") {
-  CHECK_THROWS_WITH(make_module(R"({"module": "MaxPool2d", "config": {}})", "m.json"),
-                    Contains("m.json") && Contains("unsupported module 'MaxPool2d'") && Contains("AttentionConv"));
-  CHECK_THROWS_WITH(make_module(R"({"core": "Stacked2dCore", "config": {}})", "m.json"), Contains("lacks 'module'"));
+  CHECK_THROWS_WITH(
+      make_module(R"({"module": "MaxPool2d", "config": {}})", "m.json"),
+      Contains("m.json") && Contains("unsupported module 'MaxPool2d'") && Contains("AttentionConv"));
+  CHECK_THROWS_WITH(make_module(R"({"core": "Stacked2dCore", "config": {}})", "m.json"),
+                    Contains("lacks 'module'"));
   CHECK_THROWS_WITH(make_module(R"({"module": "Conv2d", "config": {"in_channels": 2, "out_channels": 4,
                         "kernel_size": 3, "paddding": 1}})",
                                 "m.json"),

@@ -22,7 +22,9 @@ namespace {
 const char* kCore = R"({"core": "Stacked2dCore", "config": {"input_channels": 1, "hidden_channels": 4,
     "input_kern": 3, "hidden_kern": 3, "layers": 2}})";
 
-std::unique_ptr<Core> small_core() { return make_core(kCore, "small.json"); }
+std::unique_ptr<Core> small_core() {
+  return make_core(kCore, "small.json");
+}
 
 // The state_dict of a deterministically initialised core, with non-trivial BatchNorm statistics.
 StateDict initial_state() {
@@ -32,7 +34,8 @@ StateDict initial_state() {
 }
 
 // A tensor owned by a shared buffer that `sd` keeps alive.
-StoredTensor owned_tensor(StateDict& sd, DType dtype, std::vector<int64_t> shape, const void* bytes, size_t n) {
+StoredTensor owned_tensor(StateDict& sd, DType dtype, std::vector<int64_t> shape, const void* bytes,
+                          size_t n) {
   auto buf = std::make_shared<std::vector<uint8_t>>(static_cast<const uint8_t*>(bytes),
                                                     static_cast<const uint8_t*>(bytes) + n);
   sd.keep_alive(buf);
@@ -79,15 +82,18 @@ TEST_CASE("weights: a complete state_dict loads and round-trips", "[weights]") {
 }
 
 TEST_CASE("weights: missing key", "[weights]") {
-  StateDict sd = copy_without(initial_state(), [](const std::string& k) { return k == "features.layer1.norm.bias"; });
+  StateDict sd =
+      copy_without(initial_state(), [](const std::string& k) { return k == "features.layer1.norm.bias"; });
   const std::string msg = load_error(sd);
-  CHECK_THAT(msg, Contains("missing (1)") && Contains("features.layer1.norm.bias [4]") && Contains("Stacked2dCore"));
+  CHECK_THAT(
+      msg, Contains("missing (1)") && Contains("features.layer1.norm.bias [4]") && Contains("Stacked2dCore"));
 }
 
 TEST_CASE("weights: unexpected keys, except the training-only regulariser buffers", "[weights]") {
   StateDict sd = copy_without(initial_state());
   const float v[9] = {};
-  sd.add("_input_weights_regularizer.laplace.filter", owned_tensor(sd, DType::F32, {1, 1, 3, 3}, v, sizeof v));
+  sd.add("_input_weights_regularizer.laplace.filter",
+         owned_tensor(sd, DType::F32, {1, 1, 3, 3}, v, sizeof v));
   CHECK(load_error(sd).empty());
   sd.add("features.layer2.conv.weight", owned_tensor(sd, DType::F32, {1, 1, 3, 3}, v, sizeof v));
   const std::string msg = load_error(sd);
@@ -96,12 +102,15 @@ TEST_CASE("weights: unexpected keys, except the training-only regulariser buffer
 }
 
 TEST_CASE("weights: shape mismatch names the key and both shapes", "[weights]") {
-  StateDict sd = copy_without(initial_state(), [](const std::string& k) { return k == "features.layer1.conv.weight"; });
+  StateDict sd =
+      copy_without(initial_state(), [](const std::string& k) { return k == "features.layer1.conv.weight"; });
   std::vector<float> w(4 * 4 * 5 * 5, 0.1f);
   sd.add("features.layer1.conv.weight", owned_tensor(sd, DType::F32, {4, 4, 5, 5}, w.data(), w.size() * 4));
   const std::string msg = load_error(sd);
-  CHECK_THAT(msg, Contains("shape mismatch (1)") &&
-                      Contains("features.layer1.conv.weight: file has [4, 4, 5, 5], Stacked2dCore expects [4, 4, 3, 3]"));
+  CHECK_THAT(
+      msg,
+      Contains("shape mismatch (1)") &&
+          Contains("features.layer1.conv.weight: file has [4, 4, 5, 5], Stacked2dCore expects [4, 4, 3, 3]"));
 }
 
 TEST_CASE("weights: every problem is reported at once", "[weights]") {
@@ -122,10 +131,12 @@ TEST_CASE("weights: every problem is reported at once", "[weights]") {
 }
 
 TEST_CASE("weights: an integer dtype for a float parameter is refused", "[weights]") {
-  StateDict sd = copy_without(initial_state(), [](const std::string& k) { return k == "features.layer1.conv.bias"; });
+  StateDict sd =
+      copy_without(initial_state(), [](const std::string& k) { return k == "features.layer1.conv.bias"; });
   std::vector<int32_t> b(4, 1);
   sd.add("features.layer1.conv.bias", owned_tensor(sd, DType::I32, {4}, b.data(), 16));
-  CHECK_THAT(load_error(sd), Contains("wrong dtype (1)") && Contains("features.layer1.conv.bias: dtype I32") &&
+  CHECK_THAT(load_error(sd), Contains("wrong dtype (1)") &&
+                                 Contains("features.layer1.conv.bias: dtype I32") &&
                                  Contains("floating-point"));
 }
 
@@ -136,8 +147,9 @@ TEST_CASE("weights: float64 and float16 parameters are converted", "[weights]") 
   });
   const Tensor w = ref_sd.get_float("features.layer1.conv.weight");
   std::vector<double> wd(w.data(), w.data() + w.numel());
-  sd.add("features.layer1.conv.weight", owned_tensor(sd, DType::F64, ref_sd.at("features.layer1.conv.weight").shape,
-                                                     wd.data(), wd.size() * 8));
+  sd.add(
+      "features.layer1.conv.weight",
+      owned_tensor(sd, DType::F64, ref_sd.at("features.layer1.conv.weight").shape, wd.data(), wd.size() * 8));
   std::vector<uint16_t> ones(4, 0x3c00);  // float16 1.0, the value init() gives norm.weight
   sd.add("features.layer0.norm.weight", owned_tensor(sd, DType::F16, {4}, ones.data(), 8));
   auto a = small_core(), b = small_core();
@@ -154,8 +166,8 @@ TEST_CASE("weights: float64 and float16 parameters are converted", "[weights]") 
 TEST_CASE("weights: BatchNorm running_var must be a non-negative number", "[weights]") {
   for (float bad : {-0.5f, std::numeric_limits<float>::quiet_NaN()}) {
     INFO("running_var[2] = " << bad);
-    StateDict sd =
-        copy_without(initial_state(), [](const std::string& k) { return k == "features.layer1.norm.running_var"; });
+    StateDict sd = copy_without(initial_state(),
+                                [](const std::string& k) { return k == "features.layer1.norm.running_var"; });
     std::vector<float> v = {1.0f, 0.5f, bad, 2.0f};
     sd.add("features.layer1.norm.running_var", owned_tensor(sd, DType::F32, {4}, v.data(), 16));
     CHECK_THAT(load_error(sd),
@@ -176,7 +188,8 @@ TEST_CASE("weights: num_batches_tracked is optional and must be an integer scala
   StateDict bad = copy_without(base);
   const float f = 3.0f;
   bad.add("features.layer0.norm.num_batches_tracked", owned_tensor(bad, DType::F32, {}, &f, 4));
-  CHECK_THAT(load_error(bad), Contains("features.layer0.norm.num_batches_tracked: dtype F32, expected an integer"));
+  CHECK_THAT(load_error(bad),
+             Contains("features.layer0.norm.num_batches_tracked: dtype F32, expected an integer"));
 }
 
 TEST_CASE("weights: load_weights_file reads safetensors and refuses other types", "[weights]") {
@@ -191,7 +204,8 @@ TEST_CASE("weights: load_weights_file reads safetensors and refuses other types"
   CHECK_NOTHROW(core->load(back));
 
   // Messages about a file's state_dict name the file.
-  StateDict missing = copy_without(back, [](const std::string& k) { return k == "features.layer0.conv.weight"; });
+  StateDict missing =
+      copy_without(back, [](const std::string& k) { return k == "features.layer0.conv.weight"; });
   CHECK_THAT(load_error(missing), Contains(dir.file("w.safetensors")));
 
   test::write_file(dir.file("w.bin"), "x");
