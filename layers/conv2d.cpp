@@ -91,6 +91,10 @@ void Conv2d::reset_fusion() {
 void Conv2d::prepare(const EngineOptions&) {
   // y = (W*x + b) * s + t  ==  (W*s)*x + (b*s + t)
   const int64_t O = p_.out_channels, per = weight_.numel() / O;
+  for (const std::vector<float>* v : {&affine_.scale, &affine_.shift})
+    if (!v->empty() && int64_t(v->size()) != O)
+      throw ShapeError(label() + ": a following per-channel layer has " + std::to_string(v->size()) +
+                       " channels, the conv outputs " + std::to_string(O));
   folded_weight_ = weight_.clone();
   const bool any_bias = p_.bias || !affine_.shift.empty();
   folded_bias_ = any_bias ? Tensor({O}) : Tensor();

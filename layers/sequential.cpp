@@ -156,11 +156,11 @@ std::vector<std::string> Sequential::stage_names() const {
 
 std::unique_ptr<Op> Sequential::plan(const Shape& in, const EngineOptions& opt) const {
   if (!prepared_) throw BackendError(name() + ": plan() before prepare()");
+  output_shape(in);  // validates every child, those absorbed by fusion too, naming the one that fails
   auto op = std::make_unique<SequentialOp>();
   op->in_shape = in;
   Shape s = in;
   for (size_t i : active_) {
-    // Validate the whole chain (absorbed children included) for shape errors that name the child.
     auto child = children_[i]->plan(s, opt);
     s = child->out_shape;
     op->shapes.push_back(s);

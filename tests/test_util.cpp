@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 
 #include "engine/rng.h"
 
@@ -15,7 +18,9 @@ std::string ref_dir() {
   return std::filesystem::is_directory(d) ? d : std::string();
 }
 
-std::string fixture_dir() { return NPCORE_FIXTURE_DIR; }
+std::string fixture_dir() {
+  return NPCORE_FIXTURE_DIR;
+}
 
 std::vector<std::string> list_cases(const std::string& dir) {
   std::vector<std::string> out;
@@ -46,6 +51,48 @@ double normalised_error(const Tensor& a, const Tensor& b) {
     ref = std::max(ref, double(std::fabs(y.data()[i])));
   }
   return ref > 0 ? err / ref : err;
+}
+
+}  // namespace npcore::test
+
+namespace npcore::test {
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "npcore_test.XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) throw std::runtime_error("cannot create a temporary folder from " + tmpl);
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<std::string> TempDir::entries() const {
+  std::vector<std::string> v;
+  for (const auto& e : std::filesystem::directory_iterator(path_)) v.push_back(e.path().filename().string());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+bool file_exists(const std::string& path) {
+  return std::filesystem::exists(path);
 }
 
 }  // namespace npcore::test

@@ -1,5 +1,141 @@
-// PLACEHOLDER: npcore run is being written.
+// npcore run CONFIG.json --weights W --input X --output Y: one forward pass of a core on an input file.
+// Everything is validated (config, weights, input shape, output path) before anything is computed, and
+// the output is written atomically, so a failed run never leaves a partial output file.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cores/factory.h"
+#include "cores/ref_case.h"
+#include "engine/error.h"
 #include "tools/commands.h"
+#include "weights/npy.h"
+#include "weights/safetensors.h"
+
 namespace npcore::tool {
-void register_run(CLI::App& app, int& status) { app.add_subcommand("run", "(not yet available)")->callback([&status] { throw UsageError("run: not yet available"); }); }
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The input tensor of `path`: a .npy array, or the tensor `input` (or the only tensor) of a
+// .safetensors file; a 3-D (C, H, W) array is taken as a batch of one.
+Tensor read_input(const std::string& path) {
+  Tensor t;
+  if (ends_with(path, ".npy")) {
+    t = read_npy(path);
+  } else if (ends_with(path, ".safetensors")) {
+    SafetensorsFile f = read_safetensors(path);
+    const StateDict& sd = f.tensors;
+    std::string name;
+    if (sd.contains("input")) {
+      name = "input";
+    } else if (sd.size() == 1) {
+      name = sd.order().front();
+    } else {
+      std::string names;
+      for (const std::string& n : sd.order()) names += (names.empty() ? "'" : ", '") + n + "'";
+      throw FormatError(path + ": holds " + std::to_string(sd.size()) + " tensors (" +
+                        (names.empty() ? std::string("none") : names) +
+                        "); the input must be the tensor named 'input' or the only tensor");
+    }
+    t = sd.get_float(name);
+  } else {
+    throw FormatError(path + ": unsupported input file type (expected .npy or .safetensors)");
+  }
+  if (t.rank() == 3) t = t.reshape({1, t.dim(0), t.dim(1), t.dim(2)});
+  if (t.rank() != 4)
+    throw ShapeError(path + ": input has shape " + t.shape().str() +
+                     "; it must be (N, C, H, W), or (C, H, W) for a single image");
+  if (t.dim(0) == 0)
+    throw ShapeError(path + ": input has shape " + t.shape().str() + ", a batch of zero images");
+  return t;
+}
+
+// Refuses an output path that could not be written, before any work is done.
+void check_output_path(const std::string& path) {
+  if (!ends_with(path, ".npy") && !ends_with(path, ".safetensors"))
+    throw UsageError(path + ": unsupported output file type (expected .npy or .safetensors)");
+  const std::filesystem::path p(path);
+  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw FormatError(path + ": cannot write there: folder " + dir.string() + " does not exist");
+  if (std::filesystem::is_directory(p, ec)) throw FormatError(path + ": is a folder, not a file name");
+}
+
+}  // namespace
+
+void register_run(CLI::App& app, int& status) {
+  struct Args {
+    std::string config, weights, input, output;
+    EngineFlags engine;
+    bool quiet = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "run",
+      "Run a core on an input file and write its output.\n"
+      "The input is a .npy array (float32, or float64/float16 converted; C order) or a .safetensors file "
+      "(the "
+      "tensor named 'input', or its only tensor), of shape (N, C, H, W); a 3-D array (C, H, W) is taken as a "
+      "batch of one image. The output is written as .npy or .safetensors (tensor 'output', with metadata "
+      "naming the core and config) according to the extension of --output, atomically: a failed run leaves "
+      "no output file.");
+  cmd->add_option(
+         "config", args->config,
+         "Core description: JSON with \"core\" (e.g. Stacked2dCore) and \"config\" (its neuralpredictors "
+         "keyword arguments)")
+      ->required();
+  cmd->add_option("-w,--weights", args->weights,
+                  "The core's state_dict (.safetensors, PyTorch key names), loaded strictly: every missing, "
+                  "unexpected or mis-shaped key is an error")
+      ->required();
+  cmd->add_option("-i,--input", args->input,
+                  "Input images: .npy or .safetensors, shape (N, C, H, W) or (C, H, W)")
+      ->required();
+  cmd->add_option("-o,--output", args->output, "Output file: .npy or .safetensors (chosen by this extension)")
+      ->required();
+  args->engine.add_to(cmd);
+  cmd->add_flag("-q,--quiet", args->quiet, "Print nothing on success");
+  cmd->callback([args, &status] {
+    const Args& a = *args;
+    const EngineOptions opt = a.engine.options();
+    check_output_path(a.output);
+    auto core = load_core(a.config);
+    core->load(load_weights_file(a.weights));
+    Tensor input = read_input(a.input);
+    Shape out_shape;
+    try {
+      out_shape = core->output_shape(input.shape());
+    } catch (const ShapeError& e) {
+      throw ShapeError(a.input + ": " + e.what());
+    }
+    core->prepare(opt);
+    auto plan = core->plan(input.shape());
+    Tensor output(out_shape);
+    Workspace ws = plan->make_workspace();
+    const auto t0 = std::chrono::steady_clock::now();
+    plan->run(input, output, ws);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+    if (ends_with(a.output, ".npy")) {
+      write_npy(a.output, output);
+    } else {
+      write_safetensors(a.output, {{"output", output}},
+                        {{"core", core->type()},
+                         {"config", a.config},
+                         {"weights", a.weights},
+                         {"input", a.input},
+                         {"backend", backend_name(opt.backend)}});
+    }
+    if (!a.quiet)
+      std::printf("%s: %s %s -> output %s (%s, %.1f ms)\n", a.output.c_str(), core->type(),
+                  input.shape().str().c_str(), out_shape.str().c_str(), backend_name(opt.backend), ms);
+    status = 0;
+  });
+}
+
 }  // namespace npcore::tool

@@ -18,7 +18,7 @@
 namespace npcore {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keeps the file's tensor order for StateDict::order()
 
 constexpr uint64_t kMaxHeader = 100u << 20;  // the reference implementation's limit
 
