@@ -24,7 +24,7 @@ namespace {
 std::vector<std::string> hermite_cases() {
   std::vector<std::string> out;
   for (const std::string& dir :
-       {test::ref_dir().empty() ? std::string() : test::ref_dir() + "/layers", test::fixture_dir()})
+       {test::ref_dir().empty() ? std::string() : test::ref_dir() + "/layers", test::fixture_dir() + "/layers"})
     for (const std::string& c : test::list_cases(dir))
       if (c.substr(c.rfind('/') + 1).rfind("hermite_", 0) == 0) out.push_back(c);
   return out;
