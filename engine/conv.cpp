@@ -66,6 +66,7 @@ const char* backend_name(Backend b) {
     case Backend::Reference: return "reference";
     case Backend::Gemm: return "gemm";
     case Backend::OneDnn: return "onednn";
+    case Backend::Native: return "native";
   }
   return "?";
 }
@@ -73,12 +74,20 @@ const char* backend_name(Backend b) {
 Backend parse_backend(const std::string& name) {
   for (Backend b : all_backends())
     if (name == backend_name(b)) return b;
-  throw ConfigError("unknown backend '" + name + "': expected one of reference, gemm, onednn");
+  throw ConfigError("unknown backend '" + name + "': expected one of reference, gemm, onednn, native");
 }
 
 const std::vector<Backend>& all_backends() {
-  static const std::vector<Backend> v = {Backend::Reference, Backend::Gemm, Backend::OneDnn};
+  static const std::vector<Backend> v = {Backend::Reference, Backend::Gemm, Backend::OneDnn, Backend::Native};
   return v;
+}
+
+void check_run_shapes(Backend backend, const Conv2dParams& p, const Shape& planned_in, const Shape& planned_out,
+                      const Tensor& in, const Tensor& out) {
+  if (in.shape() != planned_in || out.shape() != planned_out)
+    throw ShapeError(std::string(backend_name(backend)) + " conv " + p.str() + ": kernel made for input " +
+                     planned_in.str() + " -> " + planned_out.str() + ", run with " + in.shape().str() + " -> " +
+                     out.shape().str());
 }
 
 bool conv_supported(Backend backend, const ConvSpec& spec, const Shape& in, std::string* why) {
@@ -96,6 +105,7 @@ std::unique_ptr<ConvKernel> make_conv_kernel(Backend backend, const ConvSpec& sp
     case Backend::Reference: return make_reference_conv(spec, in);
     case Backend::Gemm: return make_gemm_conv(spec, in);
     case Backend::OneDnn: return make_onednn_conv(spec, in);
+    case Backend::Native: return make_native_conv(spec, in);
   }
   throw BackendError("unknown backend");
 }

@@ -45,9 +45,11 @@ struct ConvSpec {
   Activation act;
 };
 
-enum class Backend { Reference, Gemm, OneDnn };
+// reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the
+// engine's own AVX-512 direct convolution (stride 1, groups 1; the rest through gemm).
+enum class Backend { Reference, Gemm, OneDnn, Native };
 const char* backend_name(Backend b);
-// Parses "reference", "gemm", "onednn"; throws ConfigError listing them otherwise.
+// Parses "reference", "gemm", "onednn", "native"; throws ConfigError listing them otherwise.
 Backend parse_backend(const std::string& name);
 const std::vector<Backend>& all_backends();
 
@@ -70,15 +72,20 @@ class ConvKernel {
   virtual void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const = 0;
 };
 
+// Throws ShapeError unless in/out have the shapes a kernel was made for (checked at the start of run()).
+void check_run_shapes(Backend backend, const Conv2dParams& p, const Shape& planned_in, const Shape& planned_out,
+                      const Tensor& in, const Tensor& out);
+
 // Can `backend` run this convolution? If not, `why` says why.
 bool conv_supported(Backend backend, const ConvSpec& spec, const Shape& in, std::string* why = nullptr);
 // Creates a kernel; throws BackendError if the backend cannot run it.
 std::unique_ptr<ConvKernel> make_conv_kernel(Backend backend, const ConvSpec& spec, const Shape& in);
 
-// The three implementations (engine/conv_reference.cpp, conv_gemm.cpp, conv_onednn.cpp).
+// The implementations (engine/conv_reference.cpp, conv_gemm.cpp, conv_onednn.cpp, conv_native.cpp).
 std::unique_ptr<ConvKernel> make_reference_conv(const ConvSpec& spec, const Shape& in);
 std::unique_ptr<ConvKernel> make_gemm_conv(const ConvSpec& spec, const Shape& in);
 std::unique_ptr<ConvKernel> make_onednn_conv(const ConvSpec& spec, const Shape& in);
+std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in);
 bool onednn_conv_supported(const ConvSpec& spec, const Shape& in, std::string* why);
 
 // Runs a convolution once with a temporary workspace (tests, tools; not for steady-state use).

@@ -104,9 +104,7 @@ class GemmConv final : public ConvKernel {
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
-    if (in.shape() != in_ || out.shape() != out_)
-      throw ShapeError("gemm conv " + p_.str() + ": kernel made for input " + in_.str() + " -> " +
-                       out_.str() + ", run with " + in.shape().str() + " -> " + out.shape().str());
+    check_run_shapes(Backend::Gemm, p_, in_, out_, in, out);
     const int64_t jobs = in_[0] * p_.groups * tiles_;
     // One OpenMP team, never nested; no region at all when it would hold one thread (libgomp allocates a
     // team for every single-thread region).

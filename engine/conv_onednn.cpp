@@ -93,9 +93,7 @@ class OneDnnConv final : public ConvKernel {
   }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
-    if (in.shape() != in_ || out.shape() != out_)
-      throw ShapeError("onednn conv " + p_.str() + ": kernel made for input " + in_.str() + " -> " +
-                       out_.str() + ", run with " + in.shape().str() + " -> " + out.shape().str());
+    check_run_shapes(Backend::OneDnn, p_, in_, out_, in, out);
     auto* st = dynamic_cast<OneDnnState*>(state);
     if (!st)
       throw BackendError("onednn conv " + p_.str() + ": run() needs the RunState made by make_state()");

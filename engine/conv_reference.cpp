@@ -26,6 +26,7 @@ class ReferenceConv final : public ConvKernel {
   size_t scratch_floats() const override { return 2 * size_t(out_[2] * out_[3]) * size_t(threads_); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+    check_run_shapes(Backend::Reference, p_, in_, out_, in, out);
     const int64_t N = in_[0], H = in_[2], W = in_[3];
     const int64_t OC = p_.out_channels, OH = out_[2], OW = out_[3];
     const int64_t icg = p_.in_channels / p_.groups, ocg = OC / p_.groups;

@@ -17,7 +17,7 @@ using namespace npcore;
 namespace {
 
 constexpr double kBound = 1e-5;
-const Backend kFast[] = {Backend::Gemm, Backend::OneDnn};
+const Backend kFast[] = {Backend::Gemm, Backend::OneDnn, Backend::Native};
 
 struct ConvCase {
   std::string name;

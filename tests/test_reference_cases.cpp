@@ -90,8 +90,12 @@ TEST_CASE("reference cases on the onednn backend", "[ref]") {
   run_all(Backend::OneDnn);
 }
 
+TEST_CASE("reference cases on the native backend", "[ref]") {
+  run_all(Backend::Native);
+}
+
 TEST_CASE("all_backends() is covered by the reference-case tests above", "[ref]") {
-  CHECK(all_backends() == std::vector<Backend>{Backend::Reference, Backend::Gemm, Backend::OneDnn});
+  CHECK(all_backends() == std::vector<Backend>{Backend::Reference, Backend::Gemm, Backend::OneDnn, Backend::Native});
 }
 
 TEST_CASE("fixtures are unchanged copies of the reference cases", "[ref]") {

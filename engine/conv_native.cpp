@@ -1,0 +1,219 @@
+// The engine's own fast convolution for the shapes the cores spend their time in: stride 1, groups 1,
+// any kernel size, padding and dilation, on plain NCHW in and out. Vectorised along the output row:
+// one micro-tile holds 8 output channels x (PW x 16) output pixels of one row in PW*8 AVX-512
+// accumulators; for every (input channel, kh, kw) it loads PW input vectors (the row shifted by kw),
+// broadcasts 8 weights and issues 8*PW FMAs. The input is first copied into a zero-bordered buffer (so
+// the inner loop has no edge cases), the epilogue adds the bias and applies the activation in registers,
+// and nothing is allocated per run. Everything else (strides, groups, non-AVX-512 builds) is delegated to
+// the gemm kernel, so this backend runs every convolution.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "engine/conv.h"
+#include "engine/error.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#include "engine/simd_math.h"
+#endif
+
+namespace npcore {
+namespace {
+
+#if defined(__AVX512F__)
+
+constexpr int kOcb = 8;  // output channels per micro-tile (one broadcast weight each)
+
+class NativeConv final : public ConvKernel {
+ public:
+  NativeConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), in_(in) {
+    out_ = p_.output_shape(in, "native conv");
+    const int64_t IC = p_.in_channels, OC = p_.out_channels, KH = p_.kernel_h, KW = p_.kernel_w;
+    blocks_ = (OC + kOcb - 1) / kOcb;
+    // Weights [OC, IC, KH, KW] -> [OC/8][IC][KH][KW][8], zero-padded past OC.
+    const size_t per_block = size_t(IC * KH * KW * kOcb);
+    wpack_ = aligned_floats(size_t(blocks_) * per_block);
+    std::fill(wpack_.get(), wpack_.get() + size_t(blocks_) * per_block, 0.0f);
+    for (int64_t oc = 0; oc < OC; ++oc)
+      for (int64_t ic = 0; ic < IC; ++ic)
+        for (int64_t k = 0; k < KH * KW; ++k)
+          wpack_[size_t(oc / kOcb) * per_block + size_t((ic * KH * KW + k) * kOcb + oc % kOcb)] =
+              spec.weight[(oc * IC + ic) * KH * KW + k];
+    // The activation's in_shift folds into the bias: f(conv + b - s).
+    shift_.assign(size_t(blocks_ * kOcb), act_.in_shift);
+    for (int64_t oc = 0; oc < OC; ++oc) shift_[size_t(oc)] = act_.in_shift - (spec.bias ? spec.bias[oc] : 0.0f);
+    vector_act_ = simd::vectorised(act_);
+    // Padded input plane: rows cover every row a kernel tap reads; a row is wide enough for the last
+    // vector load of the last tile plus the kernel's reach, rounded to whole vectors.
+    const int64_t OW = out_[3];
+    rows_ = std::max(in[2] + 2 * p_.pad_h, (out_[2] - 1) + (KH - 1) * p_.dilation_h + 1);
+    row_ = ((std::max(in[3] + 2 * p_.pad_w, (OW + 15) / 16 * 16 + (KW - 1) * p_.dilation_w) + 15) / 16) * 16;
+    threads_ = std::max(1, omp_get_max_threads());
+  }
+
+  Backend backend() const override { return Backend::Native; }
+  size_t scratch_floats() const override { return size_t(p_.in_channels * rows_ * row_); }
+
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+    check_run_shapes(Backend::Native, p_, in_, out_, in, out);
+    const int64_t N = in_[0];
+    for (int64_t n = 0; n < N; ++n) {
+      pad_image(in.image(n), scratch);
+      compute_image(scratch, out.image(n));
+    }
+  }
+
+ private:
+  // x [IC, H, W] -> scratch [IC, rows_, row_] with the image at (pad_h, pad_w) and zeros around it.
+  void pad_image(const float* x, float* buf) const {
+    const int64_t IC = p_.in_channels, H = in_[2], W = in_[3];
+    auto plane = [&](int64_t c) {
+      float* b = buf + c * rows_ * row_;
+      std::memset(b, 0, sizeof(float) * size_t(p_.pad_h * row_));
+      for (int64_t h = 0; h < H; ++h) {
+        float* r = b + (h + p_.pad_h) * row_;
+        std::memset(r, 0, sizeof(float) * size_t(p_.pad_w));
+        std::memcpy(r + p_.pad_w, x + (c * H + h) * W, sizeof(float) * size_t(W));
+        std::memset(r + p_.pad_w + W, 0, sizeof(float) * size_t(row_ - p_.pad_w - W));
+      }
+      const int64_t done = (H + p_.pad_h) * row_;
+      std::memset(b + done, 0, sizeof(float) * size_t(rows_ * row_ - done));
+    };
+    if (parallel(IC)) {
+#pragma omp parallel for schedule(static) num_threads(threads_)
+      for (int64_t c = 0; c < IC; ++c) plane(c);
+    } else {
+      for (int64_t c = 0; c < IC; ++c) plane(c);
+    }
+  }
+
+  // One OpenMP team, never nested, and no region for one thread (libgomp allocates for each such team).
+  bool parallel(int64_t jobs) const { return threads_ > 1 && jobs > 1 && !omp_in_parallel(); }
+
+  void compute_image(const float* buf, float* y) const {
+    const int64_t OH = out_[2], jobs = OH * blocks_;
+    // Rows outermost: a thread's jobs cover whole rows, so its input rows stay in its cache.
+    if (parallel(jobs)) {
+#pragma omp parallel for schedule(static) num_threads(threads_)
+      for (int64_t j = 0; j < jobs; ++j) row_job(buf, y, j / blocks_, j % blocks_);
+    } else {
+      for (int64_t j = 0; j < jobs; ++j) row_job(buf, y, j / blocks_, j % blocks_);
+    }
+  }
+
+  // Output row oh of channels [8b, 8b + 8).
+  void row_job(const float* buf, float* y, int64_t oh, int64_t b) const {
+    const int64_t OW = out_[3];
+    int64_t ow = 0;
+    for (; ow + 48 <= OW; ow += 48) tile<3>(buf, y, oh, b, ow, 16);
+    const int64_t rest = OW - ow;
+    if (rest > 32) {
+      tile<3>(buf, y, oh, b, ow, rest - 32);
+    } else if (rest > 16) {
+      tile<2>(buf, y, oh, b, ow, rest - 16);
+    } else if (rest > 0) {
+      tile<1>(buf, y, oh, b, ow, rest);
+    }
+  }
+
+  // 8 channels x PW*16 pixels starting at (oh, ow); the last vector stores only `last` lanes.
+  template <int PW>
+  void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = p_.kernel_w;
+    const int64_t dh = p_.dilation_h, dw = p_.dilation_w;
+    __m512 acc[kOcb][PW];
+#pragma GCC unroll 8
+    for (int o = 0; o < kOcb; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < PW; ++q) acc[o][q] = _mm512_setzero_ps();
+    const float* w = wpack_.get() + size_t(b) * size_t(IC * KH * KW * kOcb);
+    for (int64_t ic = 0; ic < IC; ++ic) {
+      const float* plane = buf + ic * rows_ * row_ + oh * row_ + ow;
+      for (int64_t kh = 0; kh < KH; ++kh) {
+        const float* r = plane + kh * dh * row_;
+        for (int64_t kw = 0; kw < KW; ++kw, w += kOcb) {
+          const float* x = r + kw * dw;
+          __m512 xv[PW];
+#pragma GCC unroll 3
+          for (int q = 0; q < PW; ++q) xv[q] = _mm512_loadu_ps(x + 16 * q);
+#pragma GCC unroll 8
+          for (int o = 0; o < kOcb; ++o) {
+            const __m512 wv = _mm512_set1_ps(w[o]);
+#pragma GCC unroll 3
+            for (int q = 0; q < PW; ++q) acc[o][q] = _mm512_fmadd_ps(wv, xv[q], acc[o][q]);
+          }
+        }
+      }
+    }
+    // Epilogue: bias and activation in registers, then the store (masked for the row's tail).
+    const int64_t OC = p_.out_channels, OHW = out_[2] * out_[3];
+    const __mmask16 tail = __mmask16((1u << last) - 1u);
+    const __m512 sout = _mm512_set1_ps(act_.out_shift);
+#pragma GCC unroll 8
+    for (int o = 0; o < kOcb; ++o) {
+      const int64_t oc = b * kOcb + o;
+      if (oc >= OC) break;
+      float* dst = y + oc * OHW + oh * out_[3] + ow;
+      const __m512 sin = _mm512_set1_ps(shift_[size_t(oc)]);
+#pragma GCC unroll 3
+      for (int q = 0; q < PW; ++q) {
+        __m512 v = vector_act_ ? simd::act_ps(act_, acc[o][q], sin, sout) : _mm512_sub_ps(acc[o][q], sin);
+        if (q + 1 < PW)
+          _mm512_storeu_ps(dst + 16 * q, v);
+        else
+          _mm512_mask_storeu_ps(dst + 16 * q, tail, v);
+      }
+      if (!vector_act_) {  // rare activations: bias is in, apply f(x - in_shift) + out_shift as scalars
+        Activation a = act_;
+        a.in_shift = 0.0f;
+        apply_activation(a, dst, 16 * (PW - 1) + last);
+      }
+    }
+  }
+
+  Conv2dParams p_;
+  Activation act_;
+  Shape in_, out_;
+  int64_t blocks_ = 0, rows_ = 0, row_ = 0;
+  AlignedBuffer wpack_;
+  std::vector<float> shift_;  // per output channel: in_shift - bias
+  bool vector_act_ = false;
+  int threads_ = 1;
+};
+
+bool direct_supported(const ConvSpec& spec) {
+  const Conv2dParams& p = spec.params;
+  return p.groups == 1 && p.stride_h == 1 && p.stride_w == 1;
+}
+
+#endif  // __AVX512F__
+
+// Delegates to another kernel but reports itself as the native backend.
+class DelegatingConv final : public ConvKernel {
+ public:
+  explicit DelegatingConv(std::unique_ptr<ConvKernel> k) : k_(std::move(k)) {}
+  Backend backend() const override { return Backend::Native; }
+  size_t scratch_floats() const override { return k_->scratch_floats(); }
+  std::unique_ptr<RunState> make_state() const override { return k_->make_state(); }
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
+    k_->run(in, out, scratch, state);
+  }
+
+ private:
+  std::unique_ptr<ConvKernel> k_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in) {
+#if defined(__AVX512F__)
+  if (direct_supported(spec)) return std::make_unique<NativeConv>(spec, in);
+#endif
+  return std::make_unique<DelegatingConv>(make_gemm_conv(spec, in));
+}
+
+}  // namespace npcore
