@@ -21,7 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string pth_fixture(const std::string& name) { return test::fixture_dir() + "/pth/" + name; }
+std::string pth_fixture(const std::string& name) {
+  return test::fixture_dir() + "/pth/" + name;
+}
 
 // Same names, dtypes, shapes and bytes; otherwise `why` says what differs. (Names are compared as sets:
 // the safetensors reader lists names sorted, not in file order.)
@@ -36,7 +38,8 @@ bool same_tensors(const StateDict& got, const StateDict& want, std::string* why)
   for (const std::string& n : want.order()) {
     const StoredTensor &a = got.at(n), &b = want.at(n);
     if (a.dtype != b.dtype || a.shape != b.shape || a.nbytes != b.nbytes) {
-      *why = n + ": " + dtype_name(a.dtype) + " " + a.shape_str() + " vs " + dtype_name(b.dtype) + " " + b.shape_str();
+      *why = n + ": " + dtype_name(a.dtype) + " " + a.shape_str() + " vs " + dtype_name(b.dtype) + " " +
+             b.shape_str();
       return false;
     }
     if (a.nbytes && std::memcmp(a.data, b.data, a.nbytes) != 0) {
@@ -91,14 +94,15 @@ TEST_CASE("every torchvision reference checkpoint reads bitwise to its expected 
   CHECK(n == 5);
 }
 
-TEST_CASE("the .pth and .legacy.pth of reference cases hold the tensors of NAME.weights.safetensors", "[pth]") {
+TEST_CASE("the .pth and .legacy.pth of reference cases hold the tensors of NAME.weights.safetensors",
+          "[pth]") {
   const std::string dir = test::ref_dir();
   if (dir.empty()) {
     WARN("../shared/ref is absent: reference .pth cases skipped");
     return;
   }
-  for (const char* name : {"seed_stacked2d", "stacked2d_small", "se_small", "rot_small", "seed_transfer_vgg16",
-                           "tl_vgg11_l8_rgb"}) {
+  for (const char* name : {"seed_stacked2d", "stacked2d_small", "se_small", "rot_small",
+                           "seed_transfer_vgg16", "tl_vgg11_l8_rgb"}) {
     const std::string prefix = dir + "/" + name;
     SafetensorsFile want = read_safetensors(prefix + ".weights.safetensors");
     for (const char* suffix : {".pth", ".legacy.pth"}) {
@@ -111,7 +115,8 @@ TEST_CASE("the .pth and .legacy.pth of reference cases hold the tensors of NAME.
   }
 }
 
-TEST_CASE("strides, offsets, shared storages, dtypes, parameters and pickle protocol 4 are honoured", "[pth]") {
+TEST_CASE("strides, offsets, shared storages, dtypes, parameters and pickle protocol 4 are honoured",
+          "[pth]") {
   SafetensorsFile want = read_safetensors(pth_fixture("layouts.expected.safetensors"));
   for (const char* f : {"layouts.pth", "layouts.legacy.pth", "layouts.proto4.pth"}) {
     INFO(f);
@@ -149,8 +154,10 @@ TEST_CASE("hostile and damaged checkpoint files are refused with messages naming
       {"whole_module.pth", "refuses global torch.nn.modules.linear.Linear"},
       {"nested.pth", "nested under 'state_dict'"},
       {"truncated.pth", "not a readable zip archive"},
-      {"short_storage.pth", "storage '0' (short_storage/data/0) holds 16 bytes; the pickle says 6 F32 elements"},
-      {"tensor_beyond_storage.pth", "tensor 'w' [4, 3] at offset 0 with stride (3, 1) needs element 11 of storage"},
+      {"short_storage.pth",
+       "storage '0' (short_storage/data/0) holds 16 bytes; the pickle says 6 F32 elements"},
+      {"tensor_beyond_storage.pth",
+       "tensor 'w' [4, 3] at offset 0 with stride (3, 1) needs element 11 of storage"},
       {"offset_beyond_storage.pth", "tensor 'w' [2] at offset 10 with stride (1) needs element 11"},
       {"missing_storage.pth", "storage '7' has no zip entry missing_storage/data/7"},
   };
@@ -164,18 +171,24 @@ TEST_CASE("hostile and damaged checkpoint files are refused with messages naming
 TEST_CASE("the unpickler refuses globals, calls and opcodes a state_dict does not need", "[pth]") {
   using std::string;
   // os.system('ls') the protocol-2 way, and builtins.eval the protocol-4 way (STACK_GLOBAL).
-  CHECK_THROWS_WITH(unpickle(B("\x80\x02" "cos\nsystem\nX\x02\x00\x00\x00ls\x85R.")),
+  CHECK_THROWS_WITH(unpickle(B("\x80\x02"
+                               "cos\nsystem\nX\x02\x00\x00\x00ls\x85R.")),
                     Catch::Contains("refuses global os.system"));
-  CHECK_THROWS_WITH(unpickle(B("\x80\x04\x8c\x08" "builtins\x8c\x04" "eval\x93\x8c\x03" "1+1\x85R.")),
+  CHECK_THROWS_WITH(unpickle(B("\x80\x04\x8c\x08"
+                               "builtins\x8c\x04"
+                               "eval\x93\x8c\x03"
+                               "1+1\x85R.")),
                     Catch::Contains("refuses global builtins.eval"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02\xff.")), Catch::Contains("unknown pickle opcode 0xff at byte 2"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02)\x81.")), Catch::Contains("refuses pickle opcode NEWOBJ"));
-  CHECK_THROWS_WITH(unpickle(B("\x80\x02" "ctorch\nFloatStorage\n)R.")),
+  CHECK_THROWS_WITH(unpickle(B("\x80\x02"
+                               "ctorch\nFloatStorage\n)R.")),
                     Catch::Contains("refuses to call torch.FloatStorage"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02]}b.")), Catch::Contains("refuses BUILD on a list"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02X\x06\x00\x00\x00moduleN\x86Q.")),
                     Catch::Contains("whole nn.Module"));
-  CHECK_THROWS_WITH(unpickle(B("\x80\x02X\x03\x00\x00\x00" "foo\x85Q.")),
+  CHECK_THROWS_WITH(unpickle(B("\x80\x02X\x03\x00\x00\x00"
+                               "foo\x85Q.")),
                     Catch::Contains("unknown persistent id type 'foo'"));
 }
 
@@ -185,7 +198,8 @@ TEST_CASE("the unpickler survives malformed pickles with clear errors", "[pth]")
   CHECK_THROWS_WITH(unpickle(B("\x80\x02s.")), Catch::Contains("stack underflow"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02(.")), Catch::Contains("stack underflow"));  // STOP with only a MARK
   CHECK_THROWS_WITH(unpickle(B("\x80\x02h\x05.")), Catch::Contains("memo index 5 was never stored"));
-  CHECK_THROWS_WITH(unpickle(B("\x80\x02X\xff\xff\xff\xff" "ab.")),
+  CHECK_THROWS_WITH(unpickle(B("\x80\x02X\xff\xff\xff\xff"
+                               "ab.")),
                     Catch::Contains("truncated: needs 4294967295 more bytes"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xff.")),
                     Catch::Contains("truncated"));
@@ -193,18 +207,29 @@ TEST_CASE("the unpickler survives malformed pickles with clear errors", "[pth]")
   CHECK_THROWS_WITH(unpickle(B("\x80\x02N")), Catch::Contains("no STOP"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02X\x02\x00\x00\x00\xc3\x28.")), Catch::Contains("not valid UTF-8"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x09N.")), Catch::Contains("unsupported pickle protocol 9"));
-  CHECK_THROWS_WITH(unpickle(B("\x80\x02" "cos\nsys")), Catch::Contains("not terminated by a newline"));
+  CHECK_THROWS_WITH(unpickle(B("\x80\x02"
+                               "cos\nsys")),
+                    Catch::Contains("not terminated by a newline"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02") + std::string(5000, '(') + "."), Catch::Contains("nested MARKs"));
-  CHECK_THROWS_WITH(unpickle(B("\x80\x02N") + std::string(5000, '\x85') + "."), Catch::Contains("nested deeper"));
+  CHECK_THROWS_WITH(unpickle(B("\x80\x02N") + std::string(5000, '\x85') + "."),
+                    Catch::Contains("nested deeper"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02]N}b.")), Catch::Contains("refuses BUILD"));
   // A list that contains itself is legal pickle; it must neither recurse nor leak into a crash.
-  CHECK_NOTHROW(unpickle(B("\x80\x02]q\x00h\x00" "a.")));
+  CHECK_NOTHROW(
+      unpickle(B("\x80\x02]q\x00h\x00"
+                 "a.")));
 }
 
-TEST_CASE("the unpickler reads what state_dicts hold: OrderedDict (Python 2 form too), big ints, floats", "[pth]") {
+TEST_CASE("the unpickler reads what state_dicts hold: OrderedDict (Python 2 form too), big ints, floats",
+          "[pth]") {
   TorchUnpickler up("test pickle");
   // OrderedDict([['a', 1.5]]) as Python 2 pickled it: the items as REDUCE's argument.
-  const std::string od = B("\x80\x02" "ccollections\nOrderedDict\n]" "(U\x01" "aG\x3f\xf8\x00\x00\x00\x00\x00\x00" "la\x85R.");
+  const std::string od =
+      B("\x80\x02"
+        "ccollections\nOrderedDict\n]"
+        "(U\x01"
+        "aG\x3f\xf8\x00\x00\x00\x00\x00\x00"
+        "la\x85R.");
   const PyValue& v = up.load(reinterpret_cast<const uint8_t*>(od.data()), od.size());
   REQUIRE(v.kind == PyValue::Kind::Dict);
   CHECK(v.ordered);

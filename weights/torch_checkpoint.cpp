@@ -47,19 +47,22 @@ StateDict build_state_dict(const PyValue& top, const TorchUnpickler& up, const R
   // A training checkpoint nests the state_dict: name the key it seems to be under.
   std::string nested;
   for (size_t i = 0; i < top.items.size(); i += 2)
-    if (top.items[i]->kind == K::Str && top.items[i + 1]->kind == K::Dict && nested.empty()) nested = top.items[i]->s;
+    if (top.items[i]->kind == K::Str && top.items[i + 1]->kind == K::Dict && nested.empty())
+      nested = top.items[i]->s;
   StateDict sd(source);
   if (owner) sd.keep_alive(owner);
   for (size_t i = 0; i < top.items.size(); i += 2) {
     const PyValue& k = *top.items[i];
     const PyValue& v = *top.items[i + 1];
-    if (k.kind != K::Str) throw FormatError(source + ": state_dict has a key of type " + py_type_name(k) + ", not str");
+    if (k.kind != K::Str)
+      throw FormatError(source + ": state_dict has a key of type " + py_type_name(k) + ", not str");
     const std::string& name = k.s;
     if (v.kind != K::Tensor) {
       std::string hint;
       if (!nested.empty())
         hint = "; the tensors seem to be nested under '" + nested +
-               "': load the file with torch and save that dict on its own (torch.save(ckpt['" + nested + "'], ...))";
+               "': load the file with torch and save that dict on its own (torch.save(ckpt['" + nested +
+               "'], ...))";
       else
         hint = "; not a plain state_dict (a training checkpoint?): save model.state_dict() instead";
       throw FormatError(source + ": value of '" + name + "' is " + a_type(v) + ", not a tensor" + hint);
@@ -96,8 +99,8 @@ StateDict build_state_dict(const PyValue& top, const TorchUnpickler& up, const R
     }
     if (last >= avail)
       throw FormatError(where + " at offset " + std::to_string(t.offset) + " with stride " +
-                        dims_str(t.stride, "(", ")") + " needs element " + std::to_string(last) + " of storage '" +
-                        s.key + "', which holds " + std::to_string(avail) + " elements");
+                        dims_str(t.stride, "(", ")") + " needs element " + std::to_string(last) +
+                        " of storage '" + s.key + "', which holds " + std::to_string(avail) + " elements");
     const uint8_t* base = root.data + uint64_t(first) * es;
     // Dense in C order (size-1 dims may have any stride): point into the file.
     bool dense = true;
@@ -146,7 +149,9 @@ struct MemSource {
   static zip_int64_t callback(void* ud, void* buf, zip_uint64_t len, zip_source_cmd_t cmd) {
     auto* m = static_cast<MemSource*>(ud);
     switch (cmd) {
-      case ZIP_SOURCE_OPEN: m->pos = 0; return 0;
+      case ZIP_SOURCE_OPEN:
+        m->pos = 0;
+        return 0;
       case ZIP_SOURCE_READ: {
         const uint64_t n = std::min<uint64_t>(len, m->size - m->pos);
         if (m->recording && m->first_read < 0) m->first_read = int64_t(m->pos);
@@ -154,7 +159,8 @@ struct MemSource {
         m->pos += n;
         return zip_int64_t(n);
       }
-      case ZIP_SOURCE_CLOSE: return 0;
+      case ZIP_SOURCE_CLOSE:
+        return 0;
       case ZIP_SOURCE_STAT: {
         auto* st = ZIP_SOURCE_GET_ARGS(zip_stat_t, buf, len, &m->error);
         if (!st) return -1;
@@ -163,17 +169,23 @@ struct MemSource {
         st->valid |= ZIP_STAT_SIZE;
         return sizeof(zip_stat_t);
       }
-      case ZIP_SOURCE_ERROR: return zip_error_to_data(&m->error, buf, len);
-      case ZIP_SOURCE_FREE: return 0;
+      case ZIP_SOURCE_ERROR:
+        return zip_error_to_data(&m->error, buf, len);
+      case ZIP_SOURCE_FREE:
+        return 0;
       case ZIP_SOURCE_SEEK: {
         const zip_int64_t p = zip_source_seek_compute_offset(m->pos, m->size, buf, len, &m->error);
         if (p < 0) return -1;
         m->pos = uint64_t(p);
         return 0;
       }
-      case ZIP_SOURCE_TELL: return zip_int64_t(m->pos);
-      case ZIP_SOURCE_SUPPORTS: return ZIP_SOURCE_SUPPORTS_SEEKABLE;
-      default: zip_error_set(&m->error, ZIP_ER_OPNOTSUPP, 0); return -1;
+      case ZIP_SOURCE_TELL:
+        return zip_int64_t(m->pos);
+      case ZIP_SOURCE_SUPPORTS:
+        return ZIP_SOURCE_SUPPORTS_SEEKABLE;
+      default:
+        zip_error_set(&m->error, ZIP_ER_OPNOTSUPP, 0);
+        return -1;
     }
   }
 };
@@ -216,9 +228,11 @@ class ZipReader {
     zip_stat_t st;
     if (zip_stat_index(za_, index_.at(name), 0, &st) != 0)
       throw FormatError(source_ + ": zip entry '" + name + "': " + zip_strerror(za_));
-    for (auto [flag, what] : {std::pair{ZIP_STAT_SIZE, "size"}, std::pair{ZIP_STAT_COMP_METHOD, "compression"},
-                              std::pair{ZIP_STAT_ENCRYPTION_METHOD, "encryption"}})
-      if (!(st.valid & flag)) throw FormatError(source_ + ": zip entry '" + name + "' has no " + what + " field");
+    for (auto [flag, what] :
+         {std::pair{ZIP_STAT_SIZE, "size"}, std::pair{ZIP_STAT_COMP_METHOD, "compression"},
+          std::pair{ZIP_STAT_ENCRYPTION_METHOD, "encryption"}})
+      if (!(st.valid & flag))
+        throw FormatError(source_ + ": zip entry '" + name + "' has no " + what + " field");
     return st;
   }
 
@@ -226,10 +240,11 @@ class ZipReader {
   std::shared_ptr<std::vector<uint8_t>> read(const std::string& name, uint64_t limit) const {
     const zip_stat_t st = stat(name);
     if (st.size > limit)
-      throw FormatError(source_ + ": zip entry '" + name + "' is " + std::to_string(st.size) + " bytes (at most " +
-                        std::to_string(limit) + " expected)");
+      throw FormatError(source_ + ": zip entry '" + name + "' is " + std::to_string(st.size) +
+                        " bytes (at most " + std::to_string(limit) + " expected)");
     // A compressed entry cannot inflate more than ~1032:1; refuse sizes the archive cannot hold.
-    if (st.comp_method != ZIP_CM_STORE && (st.valid & ZIP_STAT_COMP_SIZE) && st.size / 1100 > st.comp_size + 1024)
+    if (st.comp_method != ZIP_CM_STORE && (st.valid & ZIP_STAT_COMP_SIZE) &&
+        st.size / 1100 > st.comp_size + 1024)
       throw FormatError(source_ + ": zip entry '" + name + "' claims " + std::to_string(st.size) +
                         " bytes from " + std::to_string(st.comp_size) + " compressed");
     zip_file_t* f = zip_fopen_index(za_, index_.at(name), 0);
@@ -251,8 +266,8 @@ class ZipReader {
     }
     zip_fclose(f);
     if (got != st.size)
-      throw FormatError(source_ + ": zip entry '" + name + "' holds " + std::to_string(got) + " bytes, its header says " +
-                        std::to_string(st.size));
+      throw FormatError(source_ + ": zip entry '" + name + "' holds " + std::to_string(got) +
+                        " bytes, its header says " + std::to_string(st.size));
     return buf;
   }
 
@@ -305,7 +320,8 @@ TorchCheckpoint read_zip(const uint8_t* data, size_t size, const std::string& so
     throw FormatError(source + ": a zip archive without <archive>/data.pkl: not a torch.save checkpoint");
   if (found > 1) throw FormatError(source + ": a zip archive with several <archive>/data.pkl entries");
   if (zip.has(prefix + "constants.pkl"))
-    throw FormatError(source + ": a TorchScript archive (torch.jit.save), not a state_dict saved by torch.save");
+    throw FormatError(source +
+                      ": a TorchScript archive (torch.jit.save), not a state_dict saved by torch.save");
   if (zip.has(prefix + "byteorder")) {
     auto bo = zip.read(prefix + "byteorder", 16);
     const std::string order(bo->begin(), bo->end());
@@ -327,9 +343,9 @@ TorchCheckpoint read_zip(const uint8_t* data, size_t size, const std::string& so
     const zip_stat_t st = zip.stat(entry);
     const uint64_t need = uint64_t(s.numel) * dtype_size(s.dtype);
     if (st.size != need)
-      throw FormatError(source + ": storage '" + s.key + "' (" + entry + ") holds " + std::to_string(st.size) +
-                        " bytes; the pickle says " + std::to_string(s.numel) + " " + dtype_name(s.dtype) +
-                        " elements (" + std::to_string(need) + " bytes)");
+      throw FormatError(source + ": storage '" + s.key + "' (" + entry + ") holds " +
+                        std::to_string(st.size) + " bytes; the pickle says " + std::to_string(s.numel) + " " +
+                        dtype_name(s.dtype) + " elements (" + std::to_string(need) + " bytes)");
     RootBytes rb;
     rb.nbytes = need;
     if (st.comp_method == ZIP_CM_STORE && st.encryption_method == ZIP_EM_NONE)
@@ -373,22 +389,26 @@ TorchCheckpoint read_legacy(const uint8_t* data, size_t size, const std::string&
   const PyValue& proto = next();
   if (proto.kind != K::Int || proto.i != kLegacyProtocol)
     throw FormatError(source + ": legacy checkpoint protocol " +
-                      (proto.kind == K::Int ? std::to_string(proto.i) : py_type_name(proto)) + ", expected 1001");
+                      (proto.kind == K::Int ? std::to_string(proto.i) : py_type_name(proto)) +
+                      ", expected 1001");
   const PyValue& info = next();
   if (info.kind != K::Dict) throw FormatError(source + ": legacy checkpoint system info is not a dict");
   for (size_t i = 0; i < info.items.size(); i += 2)
     if (info.items[i]->kind == K::Str && info.items[i]->s == "little_endian" &&
         !(info.items[i + 1]->kind == K::Bool && info.items[i + 1]->i == 1))
-      throw FormatError(source + ": saved on a big-endian machine; only little-endian checkpoints are supported");
+      throw FormatError(source +
+                        ": saved on a big-endian machine; only little-endian checkpoints are supported");
   const PyValue& top = next();
   const PyValue& keys = next();
   if (keys.kind != K::List && keys.kind != K::Tuple)
-    throw FormatError(source + ": legacy checkpoint storage keys are a " + py_type_name(keys) + ", not a list");
+    throw FormatError(source + ": legacy checkpoint storage keys are a " + py_type_name(keys) +
+                      ", not a list");
 
   // The storages follow in the order of the key list: an 8-byte element count, then the elements.
   std::unordered_map<std::string, RootBytes> roots;
   for (const PyValue* k : keys.items) {
-    if (k->kind != K::Str) throw FormatError(source + ": legacy storage key is a " + py_type_name(*k) + ", not str");
+    if (k->kind != K::Str)
+      throw FormatError(source + ": legacy storage key is a " + py_type_name(*k) + ", not str");
     const TorchStorageRef* ref = nullptr;
     for (const TorchStorageRef& s : up.storages())
       if (s.key == k->s) {
@@ -409,12 +429,14 @@ TorchCheckpoint read_legacy(const uint8_t* data, size_t size, const std::string&
     const uint64_t nbytes = count * dtype_size(ref->dtype);
     if (nbytes > size - pos)
       throw FormatError(source + ": truncated: storage '" + k->s + "' needs " + std::to_string(nbytes) +
-                        " bytes at byte " + std::to_string(pos) + ", the file has " + std::to_string(size - pos));
+                        " bytes at byte " + std::to_string(pos) + ", the file has " +
+                        std::to_string(size - pos));
     roots.emplace(k->s, RootBytes{data + pos, nbytes});
     pos += size_t(nbytes);
   }
   if (pos != size)
-    throw FormatError(source + ": " + std::to_string(size - pos) + " unexpected bytes after the last storage");
+    throw FormatError(source + ": " + std::to_string(size - pos) +
+                      " unexpected bytes after the last storage");
   Resolver resolve = [&](const TorchStorageRef& s) -> RootBytes {
     auto it = roots.find(s.key);
     if (it == roots.end()) throw FormatError(source + ": storage '" + s.key + "' is not in the storage list");
@@ -429,7 +451,9 @@ TorchCheckpoint read_legacy(const uint8_t* data, size_t size, const std::string&
 
 }  // namespace
 
-const char* torch_format_name(TorchFormat f) { return f == TorchFormat::Zip ? "zip" : "legacy"; }
+const char* torch_format_name(TorchFormat f) {
+  return f == TorchFormat::Zip ? "zip" : "legacy";
+}
 
 bool looks_like_torch_checkpoint(const uint8_t* data, size_t size) {
   if (size >= 4 && std::memcmp(data, "PK\x03\x04", 4) == 0) return true;
@@ -441,7 +465,8 @@ TorchCheckpoint parse_torch_checkpoint(const uint8_t* data, size_t size, const s
   if (size >= 4 && (std::memcmp(data, "PK\x03\x04", 4) == 0 || std::memcmp(data, "PK\x05\x06", 4) == 0))
     return read_zip(data, size, source, owner);
   if (size > 262 && std::memcmp(data + 257, "ustar", 5) == 0)
-    throw FormatError(source + ": a tar-format checkpoint (torch < 0.4); load it with torch and save it again");
+    throw FormatError(source +
+                      ": a tar-format checkpoint (torch < 0.4); load it with torch and save it again");
   if (size >= 2 && data[0] == 0x80) return read_legacy(data, size, source, owner);
   std::string head;
   for (size_t i = 0; i < std::min<size_t>(size, 4); ++i) {

@@ -9,77 +9,31 @@ namespace npcore {
 namespace {
 
 // Names of every pickle opcode (pickletools' spelling), for messages.
+struct OpcodeName {
+  uint8_t code;
+  const char* name;
+};
+// clang-format off
+constexpr OpcodeName kOpcodeNames[] = {
+    {'(', "MARK"}, {'.', "STOP"}, {'0', "POP"}, {'1', "POP_MARK"}, {'2', "DUP"}, {'F', "FLOAT"},
+    {'I', "INT"}, {'J', "BININT"}, {'K', "BININT1"}, {'L', "LONG"}, {'M', "BININT2"}, {'N', "NONE"},
+    {'P', "PERSID"}, {'Q', "BINPERSID"}, {'R', "REDUCE"}, {'S', "STRING"}, {'T', "BINSTRING"},
+    {'U', "SHORT_BINSTRING"}, {'V', "UNICODE"}, {'X', "BINUNICODE"}, {'a', "APPEND"}, {'b', "BUILD"},
+    {'c', "GLOBAL"}, {'d', "DICT"}, {'}', "EMPTY_DICT"}, {'e', "APPENDS"}, {'g', "GET"}, {'h', "BINGET"},
+    {'i', "INST"}, {'j', "LONG_BINGET"}, {'l', "LIST"}, {']', "EMPTY_LIST"}, {'o', "OBJ"}, {'p', "PUT"},
+    {'q', "BINPUT"}, {'r', "LONG_BINPUT"}, {'s', "SETITEM"}, {'t', "TUPLE"}, {')', "EMPTY_TUPLE"},
+    {'u', "SETITEMS"}, {'G', "BINFLOAT"}, {'B', "BINBYTES"}, {'C', "SHORT_BINBYTES"}, {0x80, "PROTO"},
+    {0x81, "NEWOBJ"}, {0x82, "EXT1"}, {0x83, "EXT2"}, {0x84, "EXT4"}, {0x85, "TUPLE1"}, {0x86, "TUPLE2"},
+    {0x87, "TUPLE3"}, {0x88, "NEWTRUE"}, {0x89, "NEWFALSE"}, {0x8a, "LONG1"}, {0x8b, "LONG4"},
+    {0x8c, "SHORT_BINUNICODE"}, {0x8d, "BINUNICODE8"}, {0x8e, "BINBYTES8"}, {0x8f, "EMPTY_SET"},
+    {0x90, "ADDITEMS"}, {0x91, "FROZENSET"}, {0x92, "NEWOBJ_EX"}, {0x93, "STACK_GLOBAL"}, {0x94, "MEMOIZE"},
+    {0x95, "FRAME"}, {0x96, "BYTEARRAY8"}, {0x97, "NEXT_BUFFER"}, {0x98, "READONLY_BUFFER"},
+};
+// clang-format on
+
 const char* opcode_name(uint8_t c) {
-  switch (c) {
-    case '(': return "MARK";
-    case '.': return "STOP";
-    case '0': return "POP";
-    case '1': return "POP_MARK";
-    case '2': return "DUP";
-    case 'F': return "FLOAT";
-    case 'I': return "INT";
-    case 'J': return "BININT";
-    case 'K': return "BININT1";
-    case 'L': return "LONG";
-    case 'M': return "BININT2";
-    case 'N': return "NONE";
-    case 'P': return "PERSID";
-    case 'Q': return "BINPERSID";
-    case 'R': return "REDUCE";
-    case 'S': return "STRING";
-    case 'T': return "BINSTRING";
-    case 'U': return "SHORT_BINSTRING";
-    case 'V': return "UNICODE";
-    case 'X': return "BINUNICODE";
-    case 'a': return "APPEND";
-    case 'b': return "BUILD";
-    case 'c': return "GLOBAL";
-    case 'd': return "DICT";
-    case '}': return "EMPTY_DICT";
-    case 'e': return "APPENDS";
-    case 'g': return "GET";
-    case 'h': return "BINGET";
-    case 'i': return "INST";
-    case 'j': return "LONG_BINGET";
-    case 'l': return "LIST";
-    case ']': return "EMPTY_LIST";
-    case 'o': return "OBJ";
-    case 'p': return "PUT";
-    case 'q': return "BINPUT";
-    case 'r': return "LONG_BINPUT";
-    case 's': return "SETITEM";
-    case 't': return "TUPLE";
-    case ')': return "EMPTY_TUPLE";
-    case 'u': return "SETITEMS";
-    case 'G': return "BINFLOAT";
-    case 'B': return "BINBYTES";
-    case 'C': return "SHORT_BINBYTES";
-    case 0x80: return "PROTO";
-    case 0x81: return "NEWOBJ";
-    case 0x82: return "EXT1";
-    case 0x83: return "EXT2";
-    case 0x84: return "EXT4";
-    case 0x85: return "TUPLE1";
-    case 0x86: return "TUPLE2";
-    case 0x87: return "TUPLE3";
-    case 0x88: return "NEWTRUE";
-    case 0x89: return "NEWFALSE";
-    case 0x8a: return "LONG1";
-    case 0x8b: return "LONG4";
-    case 0x8c: return "SHORT_BINUNICODE";
-    case 0x8d: return "BINUNICODE8";
-    case 0x8e: return "BINBYTES8";
-    case 0x8f: return "EMPTY_SET";
-    case 0x90: return "ADDITEMS";
-    case 0x91: return "FROZENSET";
-    case 0x92: return "NEWOBJ_EX";
-    case 0x93: return "STACK_GLOBAL";
-    case 0x94: return "MEMOIZE";
-    case 0x95: return "FRAME";
-    case 0x96: return "BYTEARRAY8";
-    case 0x97: return "NEXT_BUFFER";
-    case 0x98: return "READONLY_BUFFER";
-  }
+  for (const OpcodeName& o : kOpcodeNames)
+    if (o.code == c) return o.name;
   return nullptr;
 }
 
@@ -91,10 +45,11 @@ std::string hex_byte(uint8_t c) {
 // The storage classes torch.save names, and the dtype of their elements.
 bool storage_dtype(const std::string& global, DType* out) {
   static const std::pair<const char*, DType> table[] = {
-      {"torch.FloatStorage", DType::F32}, {"torch.DoubleStorage", DType::F64}, {"torch.HalfStorage", DType::F16},
-      {"torch.BFloat16Storage", DType::BF16}, {"torch.LongStorage", DType::I64}, {"torch.IntStorage", DType::I32},
-      {"torch.ShortStorage", DType::I16}, {"torch.CharStorage", DType::I8}, {"torch.ByteStorage", DType::U8},
-      {"torch.BoolStorage", DType::Bool}};
+      {"torch.FloatStorage", DType::F32}, {"torch.DoubleStorage", DType::F64},
+      {"torch.HalfStorage", DType::F16},  {"torch.BFloat16Storage", DType::BF16},
+      {"torch.LongStorage", DType::I64},  {"torch.IntStorage", DType::I32},
+      {"torch.ShortStorage", DType::I16}, {"torch.CharStorage", DType::I8},
+      {"torch.ByteStorage", DType::U8},   {"torch.BoolStorage", DType::Bool}};
   for (const auto& [name, d] : table)
     if (global == name) {
       *out = d;
@@ -104,7 +59,8 @@ bool storage_dtype(const std::string& global, DType* out) {
 }
 
 const char* kRebuildFunctions[] = {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2",
-                                   "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"};
+                                   "torch._utils._rebuild_parameter",
+                                   "torch._utils._rebuild_parameter_with_state"};
 
 bool allowed_global(const std::string& g) {
   DType d;
@@ -153,19 +109,31 @@ bool valid_utf8(const uint8_t* p, size_t n) {
 
 std::string py_type_name(const PyValue& v) {
   switch (v.kind) {
-    case PyValue::Kind::None: return "NoneType";
-    case PyValue::Kind::Bool: return "bool";
+    case PyValue::Kind::None:
+      return "NoneType";
+    case PyValue::Kind::Bool:
+      return "bool";
     case PyValue::Kind::Int:
-    case PyValue::Kind::BigInt: return "int";
-    case PyValue::Kind::Float: return "float";
-    case PyValue::Kind::Str: return "str";
-    case PyValue::Kind::Bytes: return "bytes";
-    case PyValue::Kind::Tuple: return "tuple";
-    case PyValue::Kind::List: return "list";
-    case PyValue::Kind::Dict: return v.ordered ? "OrderedDict" : "dict";
-    case PyValue::Kind::Global: return "global " + v.s;
-    case PyValue::Kind::Storage: return "storage";
-    case PyValue::Kind::Tensor: return "Tensor";
+    case PyValue::Kind::BigInt:
+      return "int";
+    case PyValue::Kind::Float:
+      return "float";
+    case PyValue::Kind::Str:
+      return "str";
+    case PyValue::Kind::Bytes:
+      return "bytes";
+    case PyValue::Kind::Tuple:
+      return "tuple";
+    case PyValue::Kind::List:
+      return "list";
+    case PyValue::Kind::Dict:
+      return v.ordered ? "OrderedDict" : "dict";
+    case PyValue::Kind::Global:
+      return "global " + v.s;
+    case PyValue::Kind::Storage:
+      return "storage";
+    case PyValue::Kind::Tensor:
+      return "Tensor";
   }
   return "?";
 }
@@ -187,7 +155,8 @@ struct TorchUnpickler::Frame {
   }
   const uint8_t* take(uint64_t n) {
     if (n > size - pos)
-      fail("truncated: needs " + std::to_string(n) + " more bytes, " + std::to_string(size - pos) + " remain");
+      fail("truncated: needs " + std::to_string(n) + " more bytes, " + std::to_string(size - pos) +
+           " remain");
     const uint8_t* p = data + pos;
     pos += size_t(n);
     return p;
@@ -255,7 +224,9 @@ int container_depth(const std::vector<PyValue*>& items, const Frame& f) {
   return d + 1;
 }
 
-bool hashable(const PyValue& v) { return v.kind != PyValue::Kind::List && v.kind != PyValue::Kind::Dict; }
+bool hashable(const PyValue& v) {
+  return v.kind != PyValue::Kind::List && v.kind != PyValue::Kind::Dict;
+}
 
 }  // namespace
 
@@ -265,8 +236,9 @@ PyValue* TorchUnpickler::persistent_load(const PyValue& pid, Frame& f) {
     f.fail("persistent id must be a tuple starting with a type name, got " + py_type_name(pid));
   const std::string& type = pid.items[0]->s;
   if (type == "module")
-    f.fail("the pickle holds a whole nn.Module (torch.save(model)), not a state_dict; save model.state_dict() "
-           "instead");
+    f.fail(
+        "the pickle holds a whole nn.Module (torch.save(model)), not a state_dict; save model.state_dict() "
+        "instead");
   if (type != "storage") f.fail("unknown persistent id type '" + type + "' (only 'storage' is allowed)");
   const auto& it = pid.items;
   if (it.size() != 5 && it.size() != 6)
@@ -274,8 +246,11 @@ PyValue* TorchUnpickler::persistent_load(const PyValue& pid, Frame& f) {
            std::to_string(it.size()));
   TorchStorageRef s;
   if (it[1]->kind != K::Global || !storage_dtype(it[1]->s, &s.dtype))
-    f.fail("storage type must be one of torch.<Float|Double|Half|BFloat16|Long|Int|Short|Char|Byte|Bool>Storage, "
-           "got " + py_type_name(*it[1]));
+    f.fail(
+        "storage type must be one of "
+        "torch.<Float|Double|Half|BFloat16|Long|Int|Short|Char|Byte|Bool>Storage, "
+        "got " +
+        py_type_name(*it[1]));
   auto key_of = [&](const PyValue& v, const char* what) {
     if (v.kind == K::Str) return v.s;
     if (v.kind == K::Int) return std::to_string(v.i);
@@ -298,7 +273,8 @@ PyValue* TorchUnpickler::persistent_load(const PyValue& pid, Frame& f) {
     s.is_view = true;
     s.view_offset = v.items[1]->i;
     s.view_numel = v.items[2]->i;
-    if (s.view_offset < 0 || s.view_numel < 0 || s.view_offset > s.numel || s.view_numel > s.numel - s.view_offset)
+    if (s.view_offset < 0 || s.view_numel < 0 || s.view_offset > s.numel ||
+        s.view_numel > s.numel - s.view_offset)
       f.fail("storage view '" + view_key + "' covers elements [" + std::to_string(s.view_offset) + ", " +
              std::to_string(s.view_offset) + " + " + std::to_string(s.view_numel) + ") of storage '" + s.key +
              "', which holds " + std::to_string(s.numel));
@@ -309,9 +285,11 @@ PyValue* TorchUnpickler::persistent_load(const PyValue& pid, Frame& f) {
   if (found != storage_index_.end()) {
     index = found->second;
     const TorchStorageRef& o = storages_[index];
-    if (o.dtype != s.dtype || o.numel != s.numel || o.view_offset != s.view_offset || o.view_numel != s.view_numel)
-      f.fail("storage '" + s.key + "' is named twice with different types or sizes (" + dtype_name(o.dtype) + " x " +
-             std::to_string(o.numel) + ", then " + dtype_name(s.dtype) + " x " + std::to_string(s.numel) + ")");
+    if (o.dtype != s.dtype || o.numel != s.numel || o.view_offset != s.view_offset ||
+        o.view_numel != s.view_numel)
+      f.fail("storage '" + s.key + "' is named twice with different types or sizes (" + dtype_name(o.dtype) +
+             " x " + std::to_string(o.numel) + ", then " + dtype_name(s.dtype) + " x " +
+             std::to_string(s.numel) + ")");
   } else {
     // Every view of one root must agree on the root's type and size.
     for (const TorchStorageRef& o : storages_)
@@ -339,7 +317,8 @@ PyValue* TorchUnpickler::rebuild_tensor(const std::string& fn, const PyValue& ar
            (a[1]->kind == K::Int ? std::to_string(a[1]->i) : py_type_name(*a[1])));
   auto ints = [&](const PyValue& v, const char* what) {
     if (v.kind != K::Tuple) f.fail(fn + ": " + what + " must be a tuple of ints, got " + py_type_name(v));
-    if (v.items.size() > 16) f.fail(fn + ": " + what + " has " + std::to_string(v.items.size()) + " dims (at most 16)");
+    if (v.items.size() > 16)
+      f.fail(fn + ": " + what + " has " + std::to_string(v.items.size()) + " dims (at most 16)");
     std::vector<int64_t> out;
     for (const PyValue* e : v.items) {
       if (e->kind != K::Int || e->i < 0)
@@ -355,10 +334,12 @@ PyValue* TorchUnpickler::rebuild_tensor(const std::string& fn, const PyValue& ar
   t.size = ints(*a[2], "size");
   t.stride = ints(*a[3], "stride");
   if (t.size.size() != t.stride.size())
-    f.fail(fn + ": size has " + std::to_string(t.size.size()) + " dims but stride " + std::to_string(t.stride.size()));
+    f.fail(fn + ": size has " + std::to_string(t.size.size()) + " dims but stride " +
+           std::to_string(t.stride.size()));
   if (v2) {
     if (a[4]->kind != K::Bool) f.fail(fn + ": requires_grad must be a bool, got " + py_type_name(*a[4]));
-    if (a[5]->kind != K::Dict) f.fail(fn + ": backward_hooks must be an OrderedDict, got " + py_type_name(*a[5]));
+    if (a[5]->kind != K::Dict)
+      f.fail(fn + ": backward_hooks must be an OrderedDict, got " + py_type_name(*a[5]));
     if (a.size() == 7 && a[6]->kind != K::Dict && a[6]->kind != K::None)
       f.fail(fn + ": metadata must be a dict or None, got " + py_type_name(*a[6]));
   }
@@ -369,7 +350,8 @@ PyValue* TorchUnpickler::rebuild_tensor(const std::string& fn, const PyValue& ar
 
 PyValue* TorchUnpickler::reduce(const PyValue& callable, const PyValue& args, Frame& f) {
   using K = PyValue::Kind;
-  if (callable.kind != K::Global) f.fail("refuses REDUCE on a " + py_type_name(callable) + " (only allowed globals)");
+  if (callable.kind != K::Global)
+    f.fail("refuses REDUCE on a " + py_type_name(callable) + " (only allowed globals)");
   if (args.kind != K::Tuple) f.fail("REDUCE arguments must be a tuple, got " + py_type_name(args));
   const std::string& fn = callable.s;
   if (fn == "collections.OrderedDict") {
@@ -395,15 +377,18 @@ PyValue* TorchUnpickler::reduce(const PyValue& callable, const PyValue& args, Fr
   if (fn == "torch._utils._rebuild_parameter" || fn == "torch._utils._rebuild_parameter_with_state") {
     const auto& a = args.items;
     const size_t n = fn == "torch._utils._rebuild_parameter" ? 3 : 4;
-    if (a.size() != n) f.fail(fn + " takes " + std::to_string(n) + " arguments, got " + std::to_string(a.size()));
+    if (a.size() != n)
+      f.fail(fn + " takes " + std::to_string(n) + " arguments, got " + std::to_string(a.size()));
     if (a[0]->kind != K::Tensor) f.fail(fn + ": first argument must be a tensor, got " + py_type_name(*a[0]));
     if (a[1]->kind != K::Bool) f.fail(fn + ": requires_grad must be a bool, got " + py_type_name(*a[1]));
-    if (a[2]->kind != K::Dict) f.fail(fn + ": backward_hooks must be an OrderedDict, got " + py_type_name(*a[2]));
+    if (a[2]->kind != K::Dict)
+      f.fail(fn + ": backward_hooks must be an OrderedDict, got " + py_type_name(*a[2]));
     if (n == 4 && a[3]->kind != K::Dict && a[3]->kind != K::None && a[3]->kind != K::Tuple)
       f.fail(fn + ": state must be a dict, tuple or None, got " + py_type_name(*a[3]));
     return a[0];
   }
-  f.fail("refuses to call " + fn + " (REDUCE is allowed on collections.OrderedDict and torch._utils rebuild "
+  f.fail("refuses to call " + fn +
+         " (REDUCE is allowed on collections.OrderedDict and torch._utils rebuild "
          "functions only)");
 }
 
@@ -439,7 +424,8 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
   auto push_global = [&](const std::string& module, const std::string& name) {
     const std::string g = module + "." + name;
     if (!allowed_global(g))
-      f.fail("refuses global " + g + " (a state_dict needs only collections.OrderedDict, torch._utils rebuild "
+      f.fail("refuses global " + g +
+             " (a state_dict needs only collections.OrderedDict, torch._utils rebuild "
              "functions and torch storage types)");
     push_new(K::Global)->s = g;
   };
@@ -465,7 +451,8 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
     f.op_pos = f.pos;
     if (f.pos >= f.size) {
       f.op = 0;
-      throw FormatError(source_ + ": truncated pickle: no STOP opcode before byte " + std::to_string(base + f.size));
+      throw FormatError(source_ + ": truncated pickle: no STOP opcode before byte " +
+                        std::to_string(base + f.size));
     }
     f.op = data[f.pos++];
     switch (f.op) {
@@ -484,34 +471,53 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         if (consumed) *consumed = f.pos;
         return *v;
       }
-      case '(':
-        if (f.marks.size() >= size_t(kMaxDepth)) f.fail("more than " + std::to_string(kMaxDepth) + " nested MARKs");
+      case '(':  // MARK
+        if (f.marks.size() >= size_t(kMaxDepth))
+          f.fail("more than " + std::to_string(kMaxDepth) + " nested MARKs");
         f.marks.push_back(f.stack.size());
         break;
-      case '0':
+      case '0':  // POP
         if (f.stack.size() > f.floor()) {
           f.stack.pop_back();
         } else {
           f.pop_mark();
         }
         break;
-      case '1': f.pop_mark(); break;
-      case '2': f.push(f.top()); break;
-      case 'N': push_new(K::None); break;
-      case 0x88: push_new(K::Bool)->i = 1; break;
-      case 0x89: push_new(K::Bool)->i = 0; break;
-      case 'J': push_int(int64_t(int32_t(uint32_t(f.le(4))))); break;
-      case 'K': push_int(int64_t(f.le(1))); break;
-      case 'M': push_int(int64_t(f.le(2))); break;
-      case 0x8a: push_long(f.le(1)); break;
-      case 0x8b: {
+      case '1':  // POP_MARK
+        f.pop_mark();
+        break;
+      case '2':  // DUP
+        f.push(f.top());
+        break;
+      case 'N':  // NONE
+        push_new(K::None);
+        break;
+      case 0x88:  // NEWTRUE
+        push_new(K::Bool)->i = 1;
+        break;
+      case 0x89:  // NEWFALSE
+        push_new(K::Bool)->i = 0;
+        break;
+      case 'J':  // BININT
+        push_int(int64_t(int32_t(uint32_t(f.le(4)))));
+        break;
+      case 'K':  // BININT1
+        push_int(int64_t(f.le(1)));
+        break;
+      case 'M':  // BININT2
+        push_int(int64_t(f.le(2)));
+        break;
+      case 0x8a:  // LONG1
+        push_long(f.le(1));
+        break;
+      case 0x8b: {  // LONG4
         const int64_t n = int64_t(int32_t(uint32_t(f.le(4))));
         if (n < 0 || uint64_t(n) > kMaxLongBytes)
           f.fail("LONG4 of " + std::to_string(n) + " bytes (at most " + std::to_string(kMaxLongBytes) + ")");
         push_long(uint64_t(n));
         break;
       }
-      case 'G': {
+      case 'G': {  // BINFLOAT
         const uint8_t* p = f.take(8);
         uint64_t bits = 0;
         for (int i = 0; i < 8; ++i) bits = (bits << 8) | p[i];  // big-endian
@@ -520,34 +526,54 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         push_new(K::Float)->f = d;
         break;
       }
-      case 'X': push_text(f.le(4), K::Str); break;
-      case 0x8c: push_text(f.le(1), K::Str); break;
-      case 0x8d: push_text(f.le(8), K::Str); break;
+      case 'X':  // BINUNICODE
+        push_text(f.le(4), K::Str);
+        break;
+      case 0x8c:  // SHORT_BINUNICODE
+        push_text(f.le(1), K::Str);
+        break;
+      case 0x8d:  // BINUNICODE8
+        push_text(f.le(8), K::Str);
+        break;
       // Python 2 str, decoded as UTF-8 as torch.load does by default.
-      case 'T': {
+      case 'T': {  // BINSTRING
         const int64_t n = int64_t(int32_t(uint32_t(f.le(4))));
         if (n < 0) f.fail("negative BINSTRING length");
         push_text(uint64_t(n), K::Str);
         break;
       }
-      case 'U': push_text(f.le(1), K::Str); break;
-      case 'B': push_text(f.le(4), K::Bytes); break;
-      case 'C': push_text(f.le(1), K::Bytes); break;
-      case 0x8e:
-      case 0x96: push_text(f.le(8), K::Bytes); break;
-      case ')': push_new(K::Tuple); break;
-      case 't': make_tuple(f.pop_mark()); break;
-      case 0x85:
-      case 0x86:
-      case 0x87: {
+      case 'U':  // SHORT_BINSTRING
+        push_text(f.le(1), K::Str);
+        break;
+      case 'B':  // BINBYTES
+        push_text(f.le(4), K::Bytes);
+        break;
+      case 'C':  // SHORT_BINBYTES
+        push_text(f.le(1), K::Bytes);
+        break;
+      case 0x8e:  // BINBYTES8
+      case 0x96:  // BYTEARRAY8
+        push_text(f.le(8), K::Bytes);
+        break;
+      case ')':  // EMPTY_TUPLE
+        push_new(K::Tuple);
+        break;
+      case 't':  // TUPLE
+        make_tuple(f.pop_mark());
+        break;
+      case 0x85:    // TUPLE1
+      case 0x86:    // TUPLE2
+      case 0x87: {  // TUPLE3
         const size_t n = size_t(f.op - 0x84);
         std::vector<PyValue*> items(n);
         for (size_t i = n; i-- > 0;) items[i] = f.pop();
         make_tuple(std::move(items));
         break;
       }
-      case ']': push_new(K::List); break;
-      case 'l': {
+      case ']':  // EMPTY_LIST
+        push_new(K::List);
+        break;
+      case 'l': {  // LIST
         std::vector<PyValue*> items = f.pop_mark();
         PyValue* l = make(K::List);
         l->depth = container_depth(items, f);
@@ -555,8 +581,8 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         f.push(l);
         break;
       }
-      case 'a':
-      case 'e': {
+      case 'a':    // APPEND
+      case 'e': {  // APPENDS
         std::vector<PyValue*> items;
         if (f.op == 'a') {
           items.push_back(f.pop());
@@ -569,8 +595,10 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         l->items.insert(l->items.end(), items.begin(), items.end());
         break;
       }
-      case '}': push_new(K::Dict); break;
-      case 'd': {
+      case '}':  // EMPTY_DICT
+        push_new(K::Dict);
+        break;
+      case 'd': {  // DICT
         std::vector<PyValue*> items = f.pop_mark();
         if (items.size() % 2) f.fail("DICT needs key/value pairs, got an odd number of items");
         PyValue* d = make(K::Dict);
@@ -578,8 +606,8 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         f.push(d);
         break;
       }
-      case 's':
-      case 'u': {
+      case 's':    // SETITEM
+      case 'u': {  // SETITEMS
         std::vector<PyValue*> items;
         if (f.op == 's') {
           PyValue* v = f.pop();
@@ -594,44 +622,54 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         for (size_t i = 0; i < items.size(); i += 2) dict_add(d, items[i], items[i + 1]);
         break;
       }
-      case 'q': f.memo[f.le(1)] = f.top(); break;
-      case 'r': f.memo[f.le(4)] = f.top(); break;
-      case 0x94: {
+      case 'q':  // BINPUT
+        f.memo[f.le(1)] = f.top();
+        break;
+      case 'r':  // LONG_BINPUT
+        f.memo[f.le(4)] = f.top();
+        break;
+      case 0x94: {  // MEMOIZE
         PyValue* v = f.top();
         f.memo[f.memo.size()] = v;
         break;
       }
-      case 'h': memo_get(f.le(1)); break;
-      case 'j': memo_get(f.le(4)); break;
-      case 'c': {
+      case 'h':  // BINGET
+        memo_get(f.le(1));
+        break;
+      case 'j':  // LONG_BINGET
+        memo_get(f.le(4));
+        break;
+      case 'c': {  // GLOBAL
         const std::string module = f.line();
         const std::string name = f.line();
         push_global(module, name);
         break;
       }
-      case 0x93: {
+      case 0x93: {  // STACK_GLOBAL
         PyValue* name = f.pop();
         PyValue* module = f.pop();
         if (module->kind != K::Str || name->kind != K::Str) f.fail("STACK_GLOBAL needs two strings");
         push_global(module->s, name->s);
         break;
       }
-      case 'R': {
+      case 'R': {  // REDUCE
         PyValue* args = f.pop();
         PyValue* callable = f.pop();
         f.push(reduce(*callable, *args, f));
         break;
       }
-      case 'b': {
+      case 'b': {  // BUILD
         PyValue* state = f.pop();
         PyValue* obj = f.top();
         // The only BUILD a state_dict holds sets OrderedDict._metadata (module versions); it is not needed.
         if (obj->kind != K::Dict || !obj->ordered)
-          f.fail("refuses BUILD on a " + py_type_name(*obj) + " (only an OrderedDict's attributes may be set)");
-        if (state->kind != K::Dict) f.fail("BUILD state of an OrderedDict must be a dict, got " + py_type_name(*state));
+          f.fail("refuses BUILD on a " + py_type_name(*obj) +
+                 " (only an OrderedDict's attributes may be set)");
+        if (state->kind != K::Dict)
+          f.fail("BUILD state of an OrderedDict must be a dict, got " + py_type_name(*state));
         break;
       }
-      case 'Q': {
+      case 'Q': {  // BINPERSID
         PyValue* pid = f.pop();
         f.push(persistent_load(*pid, f));
         break;

@@ -43,13 +43,13 @@ struct TorchTensorRef {
 struct PyValue {
   enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor };
   Kind kind = Kind::None;
-  bool ordered = false;            // Dict: built by collections.OrderedDict
-  int64_t i = 0;                   // Bool (0/1), Int; Storage: index into storages()
-  double f = 0.0;                  // Float
-  std::string s;                   // Str (UTF-8), Bytes, BigInt (little-endian two's complement), Global
-  std::vector<PyValue*> items;     // Tuple, List; Dict: key0, value0, key1, value1, ... in insertion order
-  TorchTensorRef tensor;           // Tensor
-  int depth = 1;                   // nesting depth (1 for a scalar), bounded by kMaxDepth
+  bool ordered = false;         // Dict: built by collections.OrderedDict
+  int64_t i = 0;                // Bool (0/1), Int; Storage: index into storages()
+  double f = 0.0;               // Float
+  std::string s;                // Str (UTF-8), Bytes, BigInt (little-endian two's complement), Global
+  std::vector<PyValue*> items;  // Tuple, List; Dict: key0, value0, key1, value1, ... in insertion order
+  TorchTensorRef tensor;        // Tensor
+  int depth = 1;                // nesting depth (1 for a scalar), bounded by kMaxDepth
 };
 
 // Python's name for a value's type, for messages ("int", "str", "OrderedDict", "Tensor", ...).
@@ -57,7 +57,7 @@ std::string py_type_name(const PyValue& v);
 
 class TorchUnpickler {
  public:
-  static constexpr int kMaxDepth = 1000;        // nesting of marks and containers
+  static constexpr int kMaxDepth = 1000;         // nesting of marks and containers
   static constexpr size_t kMaxStack = 1u << 24;  // values on the stack at once
   static constexpr size_t kMaxLongBytes = 1024;  // LONG4 integers
 
