@@ -8,6 +8,7 @@
 
 #include "cores/config_reader.h"
 #include "cores/stacked2d_options.h"
+#include "cores/transfer_learning_core.h"
 #include "engine/error.h"
 #include "layers/attention_conv.h"
 #include "layers/conv2d.h"
@@ -37,6 +38,12 @@ const std::map<std::string, CoreBuilder>& core_builders() {
          Stacked2dOptions o = parse_stacked2d_options(r, d);
          r.finish();
          return std::make_unique<SE2dCore>(o);
+       }},
+      {"TransferLearningCore",
+       [](ConfigReader& r) -> std::unique_ptr<Core> {
+         TransferLearningOptions o = parse_transfer_learning_options(r);
+         r.finish();
+         return std::make_unique<TransferLearningCore>(o);
        }},
   };
   return m;
