@@ -130,6 +130,19 @@ TEST_CASE("strides, offsets, shared storages, dtypes, parameters and pickle prot
   }
 }
 
+TEST_CASE("legacy storage views (pre-1.0 files) are honoured and bounded", "[pth]") {
+  TorchCheckpoint ck = read_torch_checkpoint(pth_fixture("legacy_views.pth"));
+  std::string why;
+  const bool same = same_tensors(
+      ck.tensors, read_safetensors(pth_fixture("legacy_views.expected.safetensors")).tensors, &why);
+  CAPTURE(why);
+  CHECK(same);
+  CHECK(ck.copied_bytes == 0);
+  CHECK_THROWS_WITH(
+      read_torch_checkpoint(pth_fixture("legacy_view_beyond.pth")),
+      Catch::Contains("storage view '103' covers elements [6, 6 + 6) of storage '100', which holds 10"));
+}
+
 TEST_CASE("weights files are told apart by content", "[pth]") {
   CHECK(load_weights_file(pth_fixture("layouts.expected.safetensors")).size() == 13);
   CHECK(load_weights_file(pth_fixture("layouts.legacy.pth")).size() == 13);

@@ -126,6 +126,52 @@ def write_crafted_zip(name, obj, storages):
         z.writestr(name + "/version", "3\n")
 
 
+class FakeLegacyPickler(pickle.Pickler):
+    """persistent ids of the legacy format, which could name a view of a larger storage (pre-1.0 torch)."""
+
+    def persistent_id(self, obj):
+        if isinstance(obj, FakeStorage):
+            view = getattr(obj, "view", None)  # (view key, offset, size) in elements of the root
+            return ("storage", obj.kind, obj.key, "cpu", obj.numel, view)
+        return None
+
+
+def write_crafted_legacy(name, obj, storages):
+    """The legacy layout: magic, protocol, sys info, the object, the sorted storage keys, then each storage
+    as an 8-byte element count and its bytes. `storages` maps key -> (element count, bytes)."""
+    with open(os.path.join(OUT, name + ".pth"), "wb") as f:
+        for header in (0x1950A86A20F9469CFC6C, 1001,
+                       {"protocol_version": 1001, "little_endian": True,
+                        "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+            pickle.dump(header, f, protocol=2)
+        FakeLegacyPickler(f, protocol=2).dump(obj)
+        keys = sorted(storages)
+        pickle.dump(keys, f, protocol=2)
+        for k in keys:
+            numel, data = storages[k]
+            f.write(struct.pack("<q", numel) + data)
+
+
+def write_legacy_views():
+    """Two tensors on views of one 10-element storage: view A = elements [2, 8), view B = [5, 10)."""
+    root = torch.arange(10, dtype=torch.float32) * 0.5
+    a = FakeStorage("100", 10)
+    a.view = ("101", 2, 6)
+    b = FakeStorage("100", 10)
+    b.view = ("102", 5, 5)
+    obj = collections.OrderedDict()
+    obj["a"] = FakeTensor(a, 1, (2, 2), (2, 1))  # view A elements 1..4 -> root 3..6
+    obj["b"] = FakeTensor(b, 0, (5,), (1,))  # root 5..9
+    write_crafted_legacy("legacy_views", obj, {"100": (10, root.numpy().tobytes())})
+    write_safetensors(os.path.join(OUT, "legacy_views.expected.safetensors"),
+                      collections.OrderedDict(a=root[3:7].view(2, 2), b=root[5:10]))
+    # The same with a view reaching past its root storage.
+    bad = FakeStorage("100", 10)
+    bad.view = ("103", 6, 6)
+    write_crafted_legacy("legacy_view_beyond", {"w": FakeTensor(bad, 0, (2,), (1,))},
+                         {"100": (10, root.numpy().tobytes())})
+
+
 def write_refusals():
     torch.save({"w": CallOsSystem()}, os.path.join(OUT, "evil_os_system.pth"))
     torch.save({"w": CallEval()}, os.path.join(OUT, "evil_eval.legacy.pth"), _use_new_zipfile_serialization=False)
@@ -154,6 +200,7 @@ def write_refusals():
 def main():
     os.makedirs(OUT, exist_ok=True)
     write_layouts()
+    write_legacy_views()
     write_refusals()
     for f in sorted(os.listdir(OUT)):
         print(f"{os.path.getsize(os.path.join(OUT, f)):8d}  {f}")
