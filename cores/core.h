@@ -70,8 +70,9 @@ class Core {
 
   // The state_dict keys and shapes this core expects.
   WeightSpec weight_spec() const;
-  // Loads a state_dict strictly (WeightError listing every missing, unexpected, mis-shaped key).
-  void load(const StateDict& sd);
+  // Loads a state_dict strictly (WeightError listing every missing, unexpected, mis-shaped key). Virtual so
+  // that a core can accept another key layout (TransferLearningCore: torchvision checkpoints).
+  virtual void load(const StateDict& sd);
   // Initialises every parameter deterministically, as a freshly built PyTorch core would be.
   virtual void init(uint64_t seed);
   // The parameters under their state_dict names.

@@ -9,6 +9,7 @@
 #include "cores/config_reader.h"
 #include "cores/rotation_equivariant2d_core.h"
 #include "cores/stacked2d_options.h"
+#include "cores/transfer_learning_core.h"
 #include "engine/error.h"
 #include "layers/attention_conv.h"
 #include "layers/conv2d.h"
@@ -46,6 +47,12 @@ const std::map<std::string, CoreBuilder>& core_builders() {
          RotationEquivariantOptions ro = parse_rotation_equivariant_options(r, o);
          r.finish();
          return std::make_unique<RotationEquivariant2dCore>(o, ro);
+       }},
+      {"TransferLearningCore",
+       [](ConfigReader& r) -> std::unique_ptr<Core> {
+         TransferLearningOptions o = parse_transfer_learning_options(r);
+         r.finish();
+         return std::make_unique<TransferLearningCore>(o);
        }},
   };
   return m;

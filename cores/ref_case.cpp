@@ -7,7 +7,9 @@
 
 #include "cores/factory.h"
 #include "engine/error.h"
+#include "weights/mapped_file.h"
 #include "weights/safetensors.h"
+#include "weights/torch_checkpoint.h"
 #include "weights/weight_spec.h"
 
 namespace npcore {
@@ -65,8 +67,16 @@ StateDict load_weights_file(const std::string& path) {
     const std::string suf(s);
     return path.size() >= suf.size() && path.compare(path.size() - suf.size(), suf.size(), suf) == 0;
   };
-  if (ends_with(".safetensors")) return read_safetensors(path).tensors;
-  throw FormatError(path + ": unsupported weights file type (expected .safetensors)");
+  // By content first (a checkpoint renamed .safetensors still reads), then by extension.
+  auto file = MappedFile::open(path);
+  if (looks_like_torch_checkpoint(file->data(), file->size()))
+    return parse_torch_checkpoint(file->data(), file->size(), path, file).tensors;
+  if (ends_with(".safetensors") || (file->size() > 8 && file->data()[8] == '{'))
+    return parse_safetensors(file->data(), file->size(), path, file).tensors;
+  if (ends_with(".pth") || ends_with(".pt") || ends_with(".bin"))
+    return parse_torch_checkpoint(file->data(), file->size(), path, file).tensors;  // explains what is wrong
+  throw FormatError(path + ": unsupported weights file (expected .safetensors, or a torch.save checkpoint such as "
+                           ".pth/.pt)");
 }
 
 CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& opt) {

@@ -47,7 +47,8 @@ TensorCheck compare_tensors(const std::string& name, const Tensor& got, const Te
 // loaded at all (the message names the file); numeric failures are reported in the result.
 CaseResult run_reference_case(const std::string& prefix, const CaseOptions& opt);
 
-// Loads a weights file by extension (safetensors; .pth/.pt through the checkpoint reader when built).
+// Loads a weights file: safetensors, or a torch.save checkpoint (.pth/.pt, zip or legacy format), told apart
+// by their first bytes (then by extension). Tensors stay in the memory-mapped file where possible.
 class StateDict;
 StateDict load_weights_file(const std::string& path);
 
