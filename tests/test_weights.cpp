@@ -192,7 +192,7 @@ TEST_CASE("weights: num_batches_tracked is optional and must be an integer scala
              Contains("features.layer0.norm.num_batches_tracked: dtype F32, expected an integer"));
 }
 
-TEST_CASE("weights: load_weights_file reads safetensors and refuses other types", "[weights]") {
+TEST_CASE("weights: load_weights_file reads safetensors and refuses what is not a weights file", "[weights]") {
   test::TempDir dir;
   StateDict sd = initial_state();
   std::vector<std::pair<std::string, StoredTensor>> list;
@@ -208,7 +208,10 @@ TEST_CASE("weights: load_weights_file reads safetensors and refuses other types"
       copy_without(back, [](const std::string& k) { return k == "features.layer0.conv.weight"; });
   CHECK_THAT(load_error(missing), Contains(dir.file("w.safetensors")));
 
+  // .bin may be a torch.save checkpoint; one byte of text is neither that nor safetensors.
   test::write_file(dir.file("w.bin"), "x");
   CHECK_THROWS_AS(load_weights_file(dir.file("w.bin")), FormatError);
-  CHECK_THROWS_WITH(load_weights_file(dir.file("w.bin")), Contains("w.bin") && Contains("unsupported"));
+  CHECK_THROWS_WITH(load_weights_file(dir.file("w.bin")), Contains("w.bin") && Contains("not a PyTorch checkpoint"));
+  test::write_file(dir.file("w.txt"), "not weights");
+  CHECK_THROWS_WITH(load_weights_file(dir.file("w.txt")), Contains("w.txt") && Contains("unsupported"));
 }
