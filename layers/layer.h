@@ -21,7 +21,7 @@ class Rng;
 
 // How a core is prepared: the conv backend, whether to fuse, and the OpenMP thread count.
 struct EngineOptions {
-  Backend backend = Backend::OneDnn;  // the fastest; reference and gemm for checking
+  Backend backend = Backend::Native;  // the fastest; reference, gemm and onednn for checking
   bool fuse = true;                   // fold norms/affines and activations into convs
   int threads = 0;                    // 0: OpenMP's default (all cores)
 };

@@ -35,6 +35,14 @@ const DemoCore kDemoCores[] = {
         "input_channels": 1, "input_kern": 9, "hidden_kern": 7, "hidden_channels": 64, "layers": 4,
         "stack": -1, "pad_input": true, "se_reduction": 16, "n_se_blocks": 2}})",
      3},
+    {"RotationEquivariant2dCore", R"({"core": "RotationEquivariant2dCore", "config": {
+        "input_channels": 1, "input_kern": 9, "hidden_kern": 7, "hidden_channels": 8, "layers": 4,
+        "stack": -1, "pad_input": true, "num_rotations": 8}})",
+     2},
+    {"TransferLearningCore", R"({"core": "TransferLearningCore", "config": {
+        "input_channels": 1, "tl_model_name": "vgg16", "layers": 12, "pretrained": false,
+        "fine_tune": false}})",
+     4},
 };
 
 constexpr int64_t kHeight = 144, kWidth = 256;  // the notebook's image size

@@ -22,7 +22,7 @@ void register_convert(CLI::App& app, int& status);
 
 // Shared options: --backend NAME and --threads N.
 struct EngineFlags {
-  std::string backend = "onednn";
+  std::string backend = "native";
   int threads = 0;
   bool no_fuse = false;
   void add_to(CLI::App* cmd, bool with_fuse = true);

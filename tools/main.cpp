@@ -8,7 +8,7 @@
 namespace npcore::tool {
 
 void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
-  cmd->add_option("--backend", backend, "Convolution kernel: onednn (default, fastest), gemm or reference")
+  cmd->add_option("--backend", backend, "Convolution kernel: native (default, fastest: the engine's own AVX-512 kernels), onednn, gemm (im2col + Eigen) or reference (direct loops, the oracle)")
       ->capture_default_str();
   cmd->add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
   if (with_fuse) cmd->add_flag("--no-fuse", no_fuse, "Run norms and activations as separate layers");
