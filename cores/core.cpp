@@ -92,6 +92,14 @@ std::unique_ptr<Plan> Core::plan(const Shape& in) const {
   p->in_ = in;
   p->out_ = output_shape(in);  // validates the whole wiring first, with messages naming blocks
   p->threads_ = opt_.threads;
+  // Kernels size their thread teams and per-thread scratch when made: make them under the plan's count.
+  struct ThreadScope {
+    int saved = omp_get_max_threads();
+    explicit ThreadScope(int n) {
+      if (n > 0) omp_set_num_threads(n);
+    }
+    ~ThreadScope() { omp_set_num_threads(saved); }
+  } scope(opt_.threads);
   p->skip_ = skip_;
   p->ring_ = int(skip_ > 1 ? skip_ : 1) + 1;
   const size_t nb = blocks_.size();

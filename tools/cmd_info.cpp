@@ -11,7 +11,7 @@ namespace npcore::tool {
 void register_info(CLI::App& app, int& status) {
   auto file = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("info", "List the tensors (name, dtype, shape) of a weights or io file");
-  cmd->add_option("file", *file, "A .safetensors file")->required();
+  cmd->add_option("file", *file, "A .safetensors file or a torch.save checkpoint (.pth, .pt, .bin)")->required();
   cmd->callback([file, &status] {
     StateDict sd = load_weights_file(*file);
     size_t bytes = 0;
