@@ -43,6 +43,10 @@ struct ConvSpec {
   const float* weight = nullptr;  // [out, in/groups, kh, kw], row-major; read during kernel creation only
   const float* bias = nullptr;    // [out] or null
   Activation act;
+  // The native backend may compute an eligible conv (stride 1, 3x3/5x5/7x7, >= 16 channels) with Winograd
+  // F(2x2, r x r): 2.25-3x fewer multiplications, float32 error a few times larger (still ~1e-6 of the
+  // output's range per layer). False keeps direct summation everywhere.
+  bool allow_winograd = true;
 };
 
 // reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the

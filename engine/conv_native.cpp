@@ -14,6 +14,7 @@
 
 #include "engine/conv.h"
 #include "engine/error.h"
+#include "engine/winograd.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -34,15 +35,17 @@ class NativeConv final : public ConvKernel {
     out_ = p_.output_shape(in, "native conv");
     const int64_t IC = p_.in_channels, OC = p_.out_channels, KH = p_.kernel_h, KW = p_.kernel_w;
     blocks_ = (OC + kOcb - 1) / kOcb;
-    // Weights [OC, IC, KH, KW] -> [OC/8][IC][KH][KW][8], zero-padded past OC.
+    // Weights [OC, IC, KH, KW] -> [OC/8][KH][IC][KW][8] (the order the tile loop reads them), zero-padded
+    // past OC.
     const size_t per_block = size_t(IC * KH * KW * kOcb);
     wpack_ = aligned_floats(size_t(blocks_) * per_block);
     std::fill(wpack_.get(), wpack_.get() + size_t(blocks_) * per_block, 0.0f);
     for (int64_t oc = 0; oc < OC; ++oc)
       for (int64_t ic = 0; ic < IC; ++ic)
-        for (int64_t k = 0; k < KH * KW; ++k)
-          wpack_[size_t(oc / kOcb) * per_block + size_t((ic * KH * KW + k) * kOcb + oc % kOcb)] =
-              spec.weight[(oc * IC + ic) * KH * KW + k];
+        for (int64_t kh = 0; kh < KH; ++kh)
+          for (int64_t kw = 0; kw < KW; ++kw)
+            wpack_[size_t(oc / kOcb) * per_block + size_t(((kh * IC + ic) * KW + kw) * kOcb + oc % kOcb)] =
+                spec.weight[((oc * IC + ic) * KH + kh) * KW + kw];
     // The activation's in_shift folds into the bias: f(conv + b - s).
     shift_.assign(size_t(blocks_ * kOcb), act_.in_shift);
     for (int64_t oc = 0; oc < OC; ++oc) shift_[size_t(oc)] = act_.in_shift - (spec.bias ? spec.bias[oc] : 0.0f);
@@ -68,26 +71,29 @@ class NativeConv final : public ConvKernel {
   }
 
  private:
-  // x [IC, H, W] -> scratch [IC, rows_, row_] with the image at (pad_h, pad_w) and zeros around it.
+  // x [IC, H, W] -> scratch [rows_, IC, row_]: padded rows, and within a row all input channels one after
+  // another, so that a tile's loop over (kh, ic, kw) walks memory forwards. Zeros around the image.
   void pad_image(const float* x, float* buf) const {
     const int64_t IC = p_.in_channels, H = in_[2], W = in_[3];
-    auto plane = [&](int64_t c) {
-      float* b = buf + c * rows_ * row_;
-      std::memset(b, 0, sizeof(float) * size_t(p_.pad_h * row_));
-      for (int64_t h = 0; h < H; ++h) {
-        float* r = b + (h + p_.pad_h) * row_;
-        std::memset(r, 0, sizeof(float) * size_t(p_.pad_w));
-        std::memcpy(r + p_.pad_w, x + (c * H + h) * W, sizeof(float) * size_t(W));
-        std::memset(r + p_.pad_w + W, 0, sizeof(float) * size_t(row_ - p_.pad_w - W));
+    auto padded_row = [&](int64_t r) {
+      float* b = buf + r * IC * row_;
+      const int64_t h = r - p_.pad_h;
+      if (h < 0 || h >= H) {
+        std::memset(b, 0, sizeof(float) * size_t(IC * row_));
+        return;
       }
-      const int64_t done = (H + p_.pad_h) * row_;
-      std::memset(b + done, 0, sizeof(float) * size_t(rows_ * row_ - done));
+      for (int64_t c = 0; c < IC; ++c) {
+        float* d = b + c * row_;
+        std::memset(d, 0, sizeof(float) * size_t(p_.pad_w));
+        std::memcpy(d + p_.pad_w, x + (c * H + h) * W, sizeof(float) * size_t(W));
+        std::memset(d + p_.pad_w + W, 0, sizeof(float) * size_t(row_ - p_.pad_w - W));
+      }
     };
-    if (parallel(IC)) {
+    if (parallel(rows_)) {
 #pragma omp parallel for schedule(static) num_threads(threads_)
-      for (int64_t c = 0; c < IC; ++c) plane(c);
+      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
     } else {
-      for (int64_t c = 0; c < IC; ++c) plane(c);
+      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
     }
   }
 
@@ -105,25 +111,43 @@ class NativeConv final : public ConvKernel {
     }
   }
 
-  // Output row oh of channels [8b, 8b + 8).
+  // Output row oh of channels [8b, 8b + 8), in tiles of 3 vectors (48 pixels); a remainder of one vector
+  // becomes two tiles of 2 (a 1-vector tile runs at a third of the FMA rate), the last tile masked.
   void row_job(const float* buf, float* y, int64_t oh, int64_t b) const {
-    const int64_t OW = out_[3];
+    const int64_t OW = out_[3], vecs = (OW + 15) / 16, last = OW - 16 * (vecs - 1);
+    int64_t threes = vecs / 3, twos = 0, ones = 0;
+    if (vecs % 3 == 2) {
+      twos = 1;
+    } else if (vecs % 3 == 1) {
+      if (threes > 0) {
+        --threes;
+        twos = 2;
+      } else {
+        ones = 1;
+      }
+    }
     int64_t ow = 0;
-    for (; ow + 48 <= OW; ow += 48) tile<3>(buf, y, oh, b, ow, 16);
-    const int64_t rest = OW - ow;
-    if (rest > 32) {
-      tile<3>(buf, y, oh, b, ow, rest - 32);
-    } else if (rest > 16) {
-      tile<2>(buf, y, oh, b, ow, rest - 16);
-    } else if (rest > 0) {
-      tile<1>(buf, y, oh, b, ow, rest);
+    for (int64_t t = 0; t < threes; ++t, ow += 48) tile<3>(buf, y, oh, b, ow, twos || ones || t + 1 < threes ? 16 : last);
+    for (int64_t t = 0; t < twos; ++t, ow += 32) tile<2>(buf, y, oh, b, ow, t + 1 < twos ? 16 : last);
+    if (ones) tile<1>(buf, y, oh, b, ow, last);
+  }
+
+  template <int PW>
+  void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    switch (p_.kernel_w) {  // a compile-time kernel width unrolls the innermost loop
+      case 3: tile_k<PW, 3>(buf, y, oh, b, ow, last); break;
+      case 5: tile_k<PW, 5>(buf, y, oh, b, ow, last); break;
+      case 7: tile_k<PW, 7>(buf, y, oh, b, ow, last); break;
+      case 9: tile_k<PW, 9>(buf, y, oh, b, ow, last); break;
+      default: tile_k<PW, 0>(buf, y, oh, b, ow, last); break;
     }
   }
 
-  // 8 channels x PW*16 pixels starting at (oh, ow); the last vector stores only `last` lanes.
-  template <int PW>
-  void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
-    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = p_.kernel_w;
+  // 8 channels x PW*16 pixels starting at (oh, ow); the last vector stores only `last` lanes. KW_ is the
+  // kernel width if known at compile time, else 0.
+  template <int PW, int KW_>
+  void tile_k(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
     const int64_t dh = p_.dilation_h, dw = p_.dilation_w;
     __m512 acc[kOcb][PW];
 #pragma GCC unroll 8
@@ -131,10 +155,11 @@ class NativeConv final : public ConvKernel {
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) acc[o][q] = _mm512_setzero_ps();
     const float* w = wpack_.get() + size_t(b) * size_t(IC * KH * KW * kOcb);
-    for (int64_t ic = 0; ic < IC; ++ic) {
-      const float* plane = buf + ic * rows_ * row_ + oh * row_ + ow;
-      for (int64_t kh = 0; kh < KH; ++kh) {
-        const float* r = plane + kh * dh * row_;
+    for (int64_t kh = 0; kh < KH; ++kh) {
+      const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
+      for (int64_t ic = 0; ic < IC; ++ic) {
+        const float* r = row + ic * row_;
+#pragma GCC unroll 9
         for (int64_t kw = 0; kw < KW; ++kw, w += kOcb) {
           const float* x = r + kw * dw;
           __m512 xv[PW];
@@ -211,6 +236,7 @@ class DelegatingConv final : public ConvKernel {
 
 std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in) {
 #if defined(__AVX512F__)
+  if (spec.allow_winograd && winograd_eligible(spec, in)) return make_winograd_conv(spec, in);
   if (direct_supported(spec)) return std::make_unique<NativeConv>(spec, in);
 #endif
   return std::make_unique<DelegatingConv>(make_gemm_conv(spec, in));

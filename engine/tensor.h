@@ -90,5 +90,7 @@ struct AlignedFree {
 };
 using AlignedBuffer = std::unique_ptr<float[], AlignedFree>;
 AlignedBuffer aligned_floats(size_t count);  // uninitialised
+// Element counts rounded up to whole cache lines, for carving one scratch buffer into several.
+inline size_t round_floats(size_t n) { return (n + 15) / 16 * 16; }
 
 }  // namespace npcore

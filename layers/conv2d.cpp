@@ -119,6 +119,7 @@ std::unique_ptr<Op> Conv2d::plan(const Shape& in, const EngineOptions& opt) cons
   spec.weight = folded_weight_.data();
   spec.bias = folded_bias_.empty() ? nullptr : folded_bias_.data();
   spec.act = act_;
+  spec.allow_winograd = opt.winograd;
   auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in));
   op->in_shape = in;
   op->out_shape = output_shape(in);

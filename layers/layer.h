@@ -23,6 +23,7 @@ class Rng;
 struct EngineOptions {
   Backend backend = Backend::Native;  // the fastest; reference, gemm and onednn for checking
   bool fuse = true;                   // fold norms/affines and activations into convs
+  bool winograd = true;               // native backend: Winograd for eligible convs (ConvSpec::allow_winograd)
   int threads = 0;                    // 0: OpenMP's default (all cores)
 };
 
@@ -114,7 +115,5 @@ struct Workspace {
   std::unique_ptr<RunState> state;
 };
 
-// Element counts rounded up to whole cache lines, for carving one scratch buffer into several.
-inline size_t round_floats(size_t n) { return (n + 15) / 16 * 16; }
 
 }  // namespace npcore

@@ -25,6 +25,7 @@ struct EngineFlags {
   std::string backend = "native";
   int threads = 0;
   bool no_fuse = false;
+  bool no_winograd = false;
   void add_to(CLI::App* cmd, bool with_fuse = true);
   EngineOptions options() const;  // validates
 };

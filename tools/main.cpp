@@ -12,6 +12,8 @@ void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
       ->capture_default_str();
   cmd->add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
   if (with_fuse) cmd->add_flag("--no-fuse", no_fuse, "Run norms and activations as separate layers");
+  cmd->add_flag("--no-winograd", no_winograd,
+                "native backend: sum every convolution directly (no Winograd F(2x2, r x r) for 3x3/5x5/7x7)");
 }
 
 EngineOptions EngineFlags::options() const {
@@ -19,6 +21,7 @@ EngineOptions EngineFlags::options() const {
   o.backend = parse_backend(backend);
   o.threads = threads;
   o.fuse = !no_fuse;
+  o.winograd = !no_winograd;
   return o;
 }
 

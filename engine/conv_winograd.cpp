@@ -1,0 +1,408 @@
+// Winograd F(2x2, r x r) convolution for the native backend (AVX-512), vectorised across 16 output tiles
+// of one tile row at a time. Per image, per block of up to 48 tiles of one tile row:
+//   input transform   V[p][ic][t] = (B^T d_t,ic B)[p]        p < alpha^2, d an alpha x alpha input patch
+//   alpha^2 GEMMs      M[p][oc][t] = sum_ic U[p][oc][ic] V[p][ic][t]     U = G g G^T, made at creation
+//   output transform  y_t,oc = A^T M[.][oc][t] A (2 x 2 pixels), + bias, activation, store
+// The weights' transform happens once; the run allocates nothing (per-thread V and M live in scratch).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/error.h"
+#include "engine/winograd.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#include "engine/simd_math.h"
+#endif
+
+namespace npcore {
+
+WinogradTransforms winograd_transforms(int m, int r) {
+  WinogradTransforms t;
+  t.m = m;
+  t.r = r;
+  t.alpha = m + r - 1;
+  const int a = t.alpha;
+  if (m < 1 || r < 1 || a > 8) throw BackendError("winograd: F(" + std::to_string(m) + ", " + std::to_string(r) + ") unsupported");
+  static const double kPoints[] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5};
+  std::vector<double> pts(kPoints, kPoints + (a - 1));
+  // A^T: row i holds p^i for the finite points, and 1 at infinity for the last row.
+  t.AT.assign(size_t(m * a), 0.0);
+  for (int i = 0; i < m; ++i) {
+    for (int k = 0; k < a - 1; ++k) t.AT[size_t(i * a + k)] = std::pow(pts[size_t(k)], i);
+    t.AT[size_t(i * a + a - 1)] = i == m - 1 ? 1.0 : 0.0;
+  }
+  // G: row k holds p_k^j / prod_{q != p_k} (p_k - q); the row at infinity selects the last tap.
+  t.G.assign(size_t(a * r), 0.0);
+  for (int k = 0; k < a - 1; ++k) {
+    double f = 1.0;
+    for (int q = 0; q < a - 1; ++q)
+      if (q != k) f *= pts[size_t(k)] - pts[size_t(q)];
+    for (int j = 0; j < r; ++j) t.G[size_t(k * r + j)] = std::pow(pts[size_t(k)], j) / f;
+  }
+  t.G[size_t((a - 1) * r + r - 1)] = 1.0;
+  // B^T: row k holds the coefficients (ascending powers) of prod_{q != p_k} (x - q); the last row those
+  // of prod_q (x - q).
+  auto poly = [&](int skip) {
+    std::vector<double> c = {1.0};
+    for (int q = 0; q < a - 1; ++q) {
+      if (q == skip) continue;
+      std::vector<double> n(c.size() + 1, 0.0);
+      for (size_t i = 0; i < c.size(); ++i) {
+        n[i] += -pts[size_t(q)] * c[i];
+        n[i + 1] += c[i];
+      }
+      c = n;
+    }
+    c.resize(size_t(a), 0.0);
+    return c;
+  };
+  t.BT.assign(size_t(a * a), 0.0);
+  for (int k = 0; k < a; ++k) {
+    std::vector<double> c = poly(k < a - 1 ? k : -1);
+    for (int j = 0; j < a; ++j) t.BT[size_t(k * a + j)] = c[size_t(j)];
+  }
+  return t;
+}
+
+#if defined(__AVX512F__)
+
+namespace {
+
+// A block is up to 3 tile vectors (48 tiles) of one tile row; the GEMM micro-tile is 8 output channels x
+// 48 tiles (24 accumulators; per input channel 3 V loads and 8 weight broadcasts). For alpha 8 (7x7
+// kernels) V and M of such a block (alpha^2 x channels x 48 floats, 768 KiB each at 64 channels) and U
+// would not fit a core's L2 together, so the block shrinks to one tile vector and the micro-tile becomes
+// 16 channels x 16 tiles.
+struct Blocking {
+  int ocb, vecs;
+};
+Blocking blocking_for(int alpha) { return alpha >= 8 ? Blocking{16, 1} : Blocking{8, 3}; }
+
+class WinogradConv final : public ConvKernel {
+ public:
+  WinogradConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), in_(in) {
+    out_ = p_.output_shape(in, "winograd conv");
+    const int r = int(p_.kernel_h);
+    tr_ = winograd_transforms(2, r);
+    a_ = tr_.alpha;
+    P_ = a_ * a_;
+    IC_ = p_.in_channels;
+    OC_ = p_.out_channels;
+    const Blocking bl = blocking_for(a_);
+    ocb_ = bl.ocb;
+    vecs_ = bl.vecs;
+    blocks_ = (OC_ + ocb_ - 1) / ocb_;
+    for (int i = 0; i < 2 * a_; ++i) at_[i] = float(tr_.AT[size_t(i)]);
+    for (int i = 0; i < P_; ++i) bt_[i] = float(tr_.BT[size_t(i)]);
+    // bt_rows relies on the +p/-p row pairs of B^T; check it for the points in use.
+    for (int k = 1; k + 1 < a_; k += 2)
+      for (int j = 0; j < a_; ++j)
+        if (bt_[(k + 1) * a_ + j] != (j % 2 ? -bt_[k * a_ + j] : bt_[k * a_ + j]))
+          throw BackendError("winograd: B^T rows " + std::to_string(k) + " and " + std::to_string(k + 1) +
+                             " are not a +p/-p pair");
+    // U[p][oc][ic] = (G g G^T)[p], computed in double, packed [p][OC/ocb][IC][ocb] for the GEMM's broadcasts.
+    u_ = aligned_floats(size_t(P_) * size_t(blocks_ * IC_ * ocb_));
+    std::fill(u_.get(), u_.get() + size_t(P_) * size_t(blocks_ * IC_ * ocb_), 0.0f);
+    std::vector<double> gg(size_t(a_ * r));
+    for (int64_t oc = 0; oc < OC_; ++oc)
+      for (int64_t ic = 0; ic < IC_; ++ic) {
+        const float* g = spec.weight + (oc * IC_ + ic) * r * r;  // [r, r]
+        // G g: [alpha, r]
+        for (int i = 0; i < a_; ++i)
+          for (int j = 0; j < r; ++j) {
+            double s = 0;
+            for (int k = 0; k < r; ++k) s += tr_.G[size_t(i * r + k)] * double(g[k * r + j]);
+            gg[size_t(i * r + j)] = s;
+          }
+        // (G g) G^T: [alpha, alpha]
+        for (int i = 0; i < a_; ++i)
+          for (int j = 0; j < a_; ++j) {
+            double s = 0;
+            for (int k = 0; k < r; ++k) s += gg[size_t(i * r + k)] * tr_.G[size_t(j * r + k)];
+            u_[size_t(i * a_ + j) * size_t(blocks_ * IC_ * ocb_) + size_t(((oc / ocb_) * IC_ + ic) * ocb_ + oc % ocb_)] =
+                float(s);
+          }
+      }
+    shift_.assign(size_t(blocks_ * ocb_), act_.in_shift);
+    for (int64_t oc = 0; oc < OC_; ++oc) shift_[size_t(oc)] = act_.in_shift - (spec.bias ? spec.bias[oc] : 0.0f);
+    vector_act_ = simd::vectorised(act_);
+    TH_ = (out_[2] + 1) / 2;
+    TW_ = (out_[3] + 1) / 2;
+    const int64_t tw_vecs = (TW_ + 15) / 16;
+    row_blocks_ = (tw_vecs + vecs_ - 1) / vecs_;
+    // Padded input [rows][IC][row]: a tile row reads alpha rows from 2*ty; a tile vector reads 2*16 + alpha
+    // columns from 2*tx0 (two unaligned vector loads per column offset).
+    rows_ = std::max(in[2] + 2 * p_.pad_h, 2 * (TH_ - 1) + a_);
+    row_ = ((std::max(in[3] + 2 * p_.pad_w, 2 * 16 * tw_vecs + a_ + 16) + 15) / 16) * 16;
+    threads_ = std::max(1, omp_get_max_threads());
+  }
+
+  Backend backend() const override { return Backend::Native; }
+
+  size_t thread_floats() const {
+    const size_t t = size_t(vecs_ * 16);
+    return round_floats(size_t(P_) * size_t(v_stride())) + round_floats(size_t(P_) * size_t(m_stride()));
+  }
+  size_t scratch_floats() const override {
+    return round_floats(size_t(rows_ * IC_ * row_)) + size_t(threads_) * thread_floats();
+  }
+
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+    check_run_shapes(Backend::Native, p_, in_, out_, in, out);
+    float* buf = scratch;
+    float* per_thread = scratch + round_floats(size_t(rows_ * IC_ * row_));
+    for (int64_t n = 0; n < in_[0]; ++n) {
+      pad_image(in.image(n), buf);
+      const int64_t jobs = TH_ * row_blocks_;
+      if (parallel(jobs)) {
+#pragma omp parallel for schedule(static) num_threads(threads_)
+        for (int64_t j = 0; j < jobs; ++j)
+          block(buf, out.image(n), j / row_blocks_, j % row_blocks_, per_thread + omp_get_thread_num() * thread_floats());
+      } else {
+        for (int64_t j = 0; j < jobs; ++j) block(buf, out.image(n), j / row_blocks_, j % row_blocks_, per_thread);
+      }
+    }
+  }
+
+ private:
+  // Floats between consecutive transform points p in V [P][IC][T] and M [P][OC8][T]. One cache line more
+  // than the data: with IC*T floats (a multiple of 4 KiB) the alpha^2 vectors of one tile would all map to
+  // the same L1 set.
+  int64_t v_stride() const { return IC_ * vecs_ * 16 + 16; }
+  int64_t m_stride() const { return blocks_ * ocb_ * vecs_ * 16 + 16; }
+
+  bool parallel(int64_t jobs) const { return threads_ > 1 && jobs > 1 && !omp_in_parallel(); }
+
+  // x [IC, H, W] -> buf [rows_, IC, row_], image at (pad_h, pad_w), zeros elsewhere.
+  void pad_image(const float* x, float* buf) const {
+    const int64_t H = in_[2], W = in_[3];
+    auto padded_row = [&](int64_t r) {
+      float* b = buf + r * IC_ * row_;
+      const int64_t h = r - p_.pad_h;
+      if (h < 0 || h >= H) {
+        std::memset(b, 0, sizeof(float) * size_t(IC_ * row_));
+        return;
+      }
+      for (int64_t c = 0; c < IC_; ++c) {
+        float* d = b + c * row_;
+        std::memset(d, 0, sizeof(float) * size_t(p_.pad_w));
+        std::memcpy(d + p_.pad_w, x + (c * H + h) * W, sizeof(float) * size_t(W));
+        std::memset(d + p_.pad_w + W, 0, sizeof(float) * size_t(row_ - p_.pad_w - W));
+      }
+    };
+    if (parallel(rows_)) {
+#pragma omp parallel for schedule(static) num_threads(threads_)
+      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
+    } else {
+      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
+    }
+  }
+
+  // Tile row ty, tiles [48 rb, 48 rb + 48) of it.
+  void block(const float* buf, float* y, int64_t ty, int64_t rb, float* scratch) const {
+    const int64_t tw_vecs = (TW_ + 15) / 16;
+    const int64_t v0 = rb * vecs_, nv = std::min<int64_t>(vecs_, tw_vecs - v0);
+    const int64_t T = vecs_ * 16;  // V and M rows hold 48 tiles even when fewer are used
+    float* V = scratch;                                          // [P][IC][T]
+    float* M = scratch + round_floats(size_t(P_) * size_t(v_stride()));  // [P][OC8][T]
+    for (int64_t v = 0; v < nv; ++v)
+      for (int64_t ic = 0; ic < IC_; ++ic) {
+        float* dst = V + ic * T + v * 16;
+        switch (a_) {
+          case 4: input_transform<4>(buf, ty, (v0 + v) * 16, ic, dst, v_stride()); break;
+          case 6: input_transform<6>(buf, ty, (v0 + v) * 16, ic, dst, v_stride()); break;
+          default: input_transform<8>(buf, ty, (v0 + v) * 16, ic, dst, v_stride()); break;
+        }
+      }
+    for (int p = 0; p < P_; ++p)
+      for (int64_t b = 0; b < blocks_; ++b) {
+        const float* u = u_.get() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
+        const float* vp = V + size_t(p) * size_t(v_stride());
+        float* mp = M + size_t(p) * size_t(m_stride()) + size_t(b * ocb_ * T);
+        if (ocb_ == 16)
+          gemm<16, 1>(u, vp, mp, T);
+        else if (nv == 3)
+          gemm<8, 3>(u, vp, mp, T);
+        else if (nv == 2)
+          gemm<8, 2>(u, vp, mp, T);
+        else
+          gemm<8, 1>(u, vp, mp, T);
+      }
+    for (int64_t v = 0; v < nv; ++v)
+      for (int64_t oc = 0; oc < OC_; ++oc) {
+        const float* src = M + oc * T + v * 16;
+        switch (a_) {
+          case 4: output_transform<4>(src, m_stride(), y, ty, (v0 + v) * 16, oc); break;
+          case 6: output_transform<6>(src, m_stride(), y, ty, (v0 + v) * 16, oc); break;
+          default: output_transform<8>(src, m_stride(), y, ty, (v0 + v) * 16, oc); break;
+        }
+      }
+  }
+
+  // out[k] = sum_j BT[k][j] in[j] for k < A. The interpolation points come in pairs +p, -p (rows 2q-1 and
+  // 2q of B^T), whose rows differ only in the sign of their odd-j coefficients: with E and O the sums over
+  // even and odd j of the +p row, the two rows are E + O and E - O, which saves a third of the FMAs.
+  template <int A>
+  void bt_rows(const __m512 (&in)[A], __m512 (&out)[A]) const {
+    auto dot = [&](int k, int j0, int step) {
+      __m512 s = _mm512_mul_ps(_mm512_set1_ps(bt_[k * A + j0]), in[j0]);
+#pragma GCC unroll 8
+      for (int j = j0 + step; j < A; j += step) s = _mm512_fmadd_ps(_mm512_set1_ps(bt_[k * A + j]), in[j], s);
+      return s;
+    };
+    out[0] = dot(0, 0, 1);
+    out[A - 1] = dot(A - 1, 0, 1);
+#pragma GCC unroll 4
+    for (int k = 1; k + 1 < A; k += 2) {
+      const __m512 e = dot(k, 0, 2), o = dot(k, 1, 2);
+      out[k] = _mm512_add_ps(e, o);
+      out[k + 1] = _mm512_sub_ps(e, o);
+    }
+  }
+
+  // 16 tiles (tx0 .. tx0+15) of tile row ty, input channel ic: V[p] = (B^T d B)[p] for each tile, written
+  // to v + p * p_stride (16 floats each). A = alpha, known at compile time so that every loop unrolls.
+  template <int A>
+  void input_transform(const float* buf, int64_t ty, int64_t tx0, int64_t ic, float* v, int64_t p_stride) const {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    __m512 t[A][A];  // [nu][row i]: (d B)[i][nu] = sum_j d[i][j] BT[nu][j], stored transposed for the 2nd pass
+    // The outer loops stay rolled: unrolled, the compiler interleaves rows and spills most registers.
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i) {
+      const float* src = buf + ((2 * ty + i) * IC_ + ic) * row_ + 2 * tx0;
+      __m512 d[A], r[A];
+#pragma GCC unroll 8
+      for (int j = 0; j < A; ++j)  // d[j] = x[2k + j], k = 0..15 (tile k's column j)
+        d[j] = _mm512_permutex2var_ps(_mm512_loadu_ps(src + j), even, _mm512_loadu_ps(src + j + 16));
+      bt_rows<A>(d, r);
+#pragma GCC unroll 8
+      for (int nu = 0; nu < A; ++nu) t[nu][i] = r[nu];
+    }
+#pragma GCC unroll 8
+    for (int nu = 0; nu < A; ++nu) {
+      __m512 r[A];
+      bt_rows<A>(t[nu], r);  // V[xi][nu] = sum_i BT[xi][i] (d B)[i][nu]
+#pragma GCC unroll 8
+      for (int xi = 0; xi < A; ++xi) _mm512_storeu_ps(v + (xi * A + nu) * p_stride, r[xi]);
+    }
+  }
+
+  // M [OCB oc][T] = U [OCB oc][IC] x V [IC][T] for the first NV tile vectors.
+  template <int OCB, int NV>
+  void gemm(const float* u, const float* v, float* m, int64_t T) const {
+    __m512 acc[OCB][NV];
+#pragma GCC unroll 16
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < NV; ++q) acc[o][q] = _mm512_setzero_ps();
+    for (int64_t ic = 0; ic < IC_; ++ic, u += OCB, v += T) {
+      __m512 xv[NV];
+#pragma GCC unroll 3
+      for (int q = 0; q < NV; ++q) xv[q] = _mm512_loadu_ps(v + 16 * q);
+#pragma GCC unroll 16
+      for (int o = 0; o < OCB; ++o) {
+        const __m512 wv = _mm512_set1_ps(u[o]);
+#pragma GCC unroll 3
+        for (int q = 0; q < NV; ++q) acc[o][q] = _mm512_fmadd_ps(wv, xv[q], acc[o][q]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < NV; ++q) _mm512_storeu_ps(m + o * T + 16 * q, acc[o][q]);
+  }
+
+  // 16 tiles of one output channel: y = A^T M A (2 x 2 per tile), bias, activation, interleaved store.
+  template <int A>
+  void output_transform(const float* m, int64_t p_stride, float* y, int64_t ty, int64_t tx0, int64_t oc) const {
+    __m512 t[A][2];  // [xi][j] = sum_nu M[xi][nu] AT[j][nu]
+#pragma GCC unroll 8
+    for (int xi = 0; xi < A; ++xi) {
+      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+      for (int nu = 0; nu < A; ++nu) {
+        const __m512 mv = _mm512_loadu_ps(m + (xi * A + nu) * p_stride);
+        s0 = _mm512_fmadd_ps(_mm512_set1_ps(at_[nu]), mv, s0);
+        s1 = _mm512_fmadd_ps(_mm512_set1_ps(at_[A + nu]), mv, s1);
+      }
+      t[xi][0] = s0;
+      t[xi][1] = s1;
+    }
+    const __m512 sin = _mm512_set1_ps(shift_[size_t(oc)]), sout = _mm512_set1_ps(act_.out_shift);
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const int64_t OH = out_[2], OW = out_[3];
+    const int64_t x0 = 2 * tx0, valid = std::min<int64_t>(32, OW - x0);
+    if (valid <= 0) return;
+    const __mmask16 m0 = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1u);
+    const __mmask16 m1 = valid >= 32 ? __mmask16(0xFFFF) : valid <= 16 ? __mmask16(0) : __mmask16((1u << (valid - 16)) - 1u);
+    for (int i = 0; i < 2; ++i) {
+      const int64_t oy = 2 * ty + i;
+      if (oy >= OH) break;
+      __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();  // output columns 0 and 1 of the 16 tiles
+#pragma GCC unroll 8
+      for (int xi = 0; xi < A; ++xi) {
+        const __m512 c = _mm512_set1_ps(at_[i * A + xi]);
+        c0 = _mm512_fmadd_ps(c, t[xi][0], c0);
+        c1 = _mm512_fmadd_ps(c, t[xi][1], c1);
+      }
+      if (vector_act_) {
+        c0 = simd::act_ps(act_, c0, sin, sout);
+        c1 = simd::act_ps(act_, c1, sin, sout);
+      } else {
+        c0 = _mm512_sub_ps(c0, sin);
+        c1 = _mm512_sub_ps(c1, sin);
+      }
+      float* dst = y + (oc * OH + oy) * OW + x0;
+      _mm512_mask_storeu_ps(dst, m0, _mm512_permutex2var_ps(c0, lo, c1));
+      _mm512_mask_storeu_ps(dst + 16, m1, _mm512_permutex2var_ps(c0, hi, c1));
+      if (!vector_act_) {
+        Activation a = act_;
+        a.in_shift = 0.0f;
+        apply_activation(a, dst, valid);
+      }
+    }
+  }
+
+  Conv2dParams p_;
+  Activation act_;
+  Shape in_, out_;
+  WinogradTransforms tr_;
+  int a_ = 0, P_ = 0;
+  float at_[16] = {}, bt_[64] = {};
+  int ocb_ = 8, vecs_ = 1;
+  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0, rows_ = 0, row_ = 0;
+  AlignedBuffer u_;
+  std::vector<float> shift_;
+  bool vector_act_ = false;
+  int threads_ = 1;
+};
+
+}  // namespace
+
+bool winograd_eligible(const ConvSpec& spec, const Shape& in) {
+  const Conv2dParams& p = spec.params;
+  return p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 && p.dilation_w == 1 &&
+         p.kernel_h == p.kernel_w && (p.kernel_h == 3 || p.kernel_h == 5 || p.kernel_h == 7) &&
+         p.in_channels >= 16 && p.out_channels >= 16;
+}
+
+std::unique_ptr<ConvKernel> make_winograd_conv(const ConvSpec& spec, const Shape& in) {
+  return std::make_unique<WinogradConv>(spec, in);
+}
+
+#else
+
+bool winograd_eligible(const ConvSpec&, const Shape&) { return false; }
+std::unique_ptr<ConvKernel> make_winograd_conv(const ConvSpec& spec, const Shape&) {
+  throw BackendError("winograd: needs an AVX-512 build (" + spec.params.str() + ")");
+}
+
+#endif
+
+}  // namespace npcore
