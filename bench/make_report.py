@@ -78,7 +78,7 @@ class Cell:
 def main():
     ap = argparse.ArgumentParser()
     for k in ("results", "out", "plot-data", "commit", "command", "cpu", "torch", "ort", "ort-note",
-              "npcore-version", "png", "size"):
+              "npcore-version", "png", "size", "ref-dir"):
         ap.add_argument("--" + k, default="")
     for k in ("threads", "runs1", "runs8", "warmup", "rounds", "cpus", "elapsed"):
         ap.add_argument("--" + k, type=int, default=0)
@@ -135,6 +135,17 @@ def main():
                     for n in r.get("notes", [])})
     for n in notes:
         w(f"- PyTorch column note: {n}.")
+    checks = []
+    try:
+        with open(os.path.join(a.results, "checks.txt")) as f:
+            checks = [l.strip() for l in f if l.strip()]
+    except OSError:
+        pass
+    if checks:
+        w("- The PyTorch column's models, loaded with the reference dumps' weights, against the reference "
+          "outputs (`torch_baseline.py C --check-ref PREFIX`):")
+        for c in checks:
+            w(f"  - {c.replace(a.ref_dir + '/', '') if a.ref_dir else c}")
     w("")
     w("Commands (from the repository root):\n")
     w("```")

@@ -84,6 +84,14 @@ else
   log "ONNX Runtime column skipped: $ort_note"
 fi
 
+# ---- the PyTorch column's models against the reference dumps (same weights, same output?) ------------
+if ((have_torch)); then
+  for c in "${cores[@]}"; do
+    $python "$here/torch_baseline.py" "$ref/$c.json" --threads "$threads" --check-ref "$ref/$c" 2>/dev/null |
+      tail -1 >>"$work/results/checks.txt" || true
+  done
+fi
+
 # ---- ONNX models (same torch.nn models as the PyTorch column, opset 13, dynamic batch) -----------------
 if ((have_ort)); then
   for c in "${cores[@]}"; do
@@ -158,7 +166,7 @@ cmdline="${SIZE:+SIZE=$SIZE }THREADS=$threads RUNS1=$runs1 RUNS8=$runs8 WARMUP=$
 elapsed=$(($(date +%s) - start))
 torch_version=""
 ((have_torch)) && torch_version=$($python -c 'import torch; print(torch.__version__)')
-report_args=(--results "$work/results" --out "$out" --plot-data "$work/plot.dat" --size "${SIZE:-}"
+report_args=(--results "$work/results" --out "$out" --plot-data "$work/plot.dat" --size "${SIZE:-}" --ref-dir "$ref"
   --commit "$commit" --command "$cmdline" --threads "$threads" --runs1 "$runs1" --runs8 "$runs8" \
   --warmup "$warmup" --rounds "$rounds" --cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
   --cpus "$(nproc)" --torch "$torch_version" --ort "$ort_version" --ort-note "$ort_note" \

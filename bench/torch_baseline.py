@@ -21,8 +21,10 @@ thread. Latencies are summarised as `npcore bench` does (percentiles interpolate
 is getrusage's ru_maxrss of this process, so run one process per core (bench/run_benchmarks.sh does).
 """
 import argparse
+from collections import OrderedDict
 import json
 import math
+import re
 import os
 import resource
 import sys
@@ -79,21 +81,29 @@ def build_fallback(core, cfg, torch, nn):
         def forward(self, x):
             return F.elu(x - self.xshift) + self.yshift
 
-    class Bias2D(nn.Module):
-        def __init__(self, shape):
+    class Bias2D(nn.Module):  # neuralpredictors Bias2DLayer (rotations > 1: RotationEquivariantBias2DLayer)
+        def __init__(self, shape, rotations=1):
             super().__init__()
             self.bias = nn.Parameter(torch.zeros(shape))
+            self.r = rotations
 
         def forward(self, x):
-            return x + self.bias
+            if self.r == 1:
+                return x + self.bias
+            n, rc, h, w = x.shape
+            return (x.view(n, self.r, rc // self.r, h, w) + self.bias).view(n, rc, h, w)
 
-    class Scale2D(nn.Module):
-        def __init__(self, shape):
+    class Scale2D(nn.Module):  # neuralpredictors Scale2DLayer (rotations > 1: RotationEquivariantScale2DLayer)
+        def __init__(self, shape, rotations=1):
             super().__init__()
             self.scale = nn.Parameter(torch.ones(shape))
+            self.r = rotations
 
         def forward(self, x):
-            return x * self.scale
+            if self.r == 1:
+                return x * self.scale
+            n, rc, h, w = x.shape
+            return (x.view(n, self.r, rc // self.r, h, w) * self.scale).view(n, rc, h, w)
 
     class RotEqBatchNorm(nn.Module):  # neuralpredictors RotationEquivariantBatchNorm2D's computation
         def __init__(self, features, rotations, affine):
@@ -107,20 +117,23 @@ def build_fallback(core, cfg, torch, nn):
             y = self.batch_norm(y)
             return y.view(n, self.c, self.r, h, w).permute(0, 2, 1, 3, 4).reshape(n, self.r * self.c, h, w)
 
-    class SqueezeExcitation(nn.Module):
+    class GlobalAvgPool(nn.Module):
+        def forward(self, x):
+            return x.view(*x.shape[:-2], -1).mean(-1)
+
+    class SqueezeExcitation(nn.Module):  # neuralpredictors SqueezeExcitationBlock (same module names)
         def __init__(self, ch, reduction):
             super().__init__()
-            self.se = nn.Sequential(nn.Linear(ch, ch // reduction), nn.ReLU(inplace=True),
+            self.se = nn.Sequential(GlobalAvgPool(), nn.Linear(ch, ch // reduction), nn.ReLU(inplace=True),
                                     nn.Linear(ch // reduction, ch), nn.Sigmoid())
 
         def forward(self, x):
-            w = self.se(x.view(*x.shape[:-2], -1).mean(-1))
-            return x.mul(w.unsqueeze(-1).unsqueeze(-1))
+            return x.mul(self.se(x).unsqueeze(-1).unsqueeze(-1))
 
-    class Stacked(nn.Module):
+    class Stacked(nn.Module):  # module names as upstream's state_dict: features.layer0.conv, ...
         def __init__(self, layers, stack):
             super().__init__()
-            self.features = nn.Sequential(*layers)
+            self.features = nn.Sequential(OrderedDict((f"layer{l}", m) for l, m in enumerate(layers)))
             self.stack = stack
 
         def forward(self, x):
@@ -168,23 +181,23 @@ def build_fallback(core, cfg, torch, nn):
                 p = hidden_padding or k // 2
             conv_bias = (bias and not bn) if l == 0 else (rot == 1)  # upstream: hidden convs always biased
             stride = cfg.get("input_stride", 1) if (l == 0 and rot == 1) else cfg.get("stride", 1)
-            m = [nn.Conv2d(cin, hidden[l] * rot, k, stride=stride, padding=p, bias=conv_bias)]
+            m = OrderedDict(conv=nn.Conv2d(cin, hidden[l] * rot, k, stride=stride, padding=p, bias=conv_bias))
             if bn:
                 if rot > 1:
-                    m.append(RotEqBatchNorm(hidden[l], rot, affine=bias and scale))
+                    m["norm"] = RotEqBatchNorm(hidden[l], rot, affine=bias and scale)
                     shape = (1, 1, hidden[l], 1, 1)
                 else:
-                    m.append(nn.BatchNorm2d(hidden[l], affine=bias and scale))
+                    m["norm"] = nn.BatchNorm2d(hidden[l], affine=bias and scale)
                     shape = (1, hidden[l], 1, 1)
                 if bias and not scale:
-                    m.append(Bias2D(shape) if rot == 1 else RotEqAffine(Bias2D(shape), rot))
+                    m["bias"] = Bias2D(shape, rot)
                 elif scale and not bias:
-                    m.append(Scale2D(shape) if rot == 1 else RotEqAffine(Scale2D(shape), rot))
+                    m["scale"] = Scale2D(shape, rot)
             if l < n - 1 or final_nl:
-                m.append(ShiftedELU(xs, ys))
+                m["nonlin"] = ShiftedELU(xs, ys)
             if n_se and n - l <= n_se and l > 0:
-                m.append(SqueezeExcitation(hidden[l], se_red))
-            layers.append(nn.Sequential(*m))
+                m["seg_ex_block"] = SqueezeExcitation(hidden[l], se_red)
+            layers.append(nn.Sequential(m))
         return Stacked(layers, stack)
 
     if core == "TransferLearningCore":
@@ -228,20 +241,73 @@ def build_fallback(core, cfg, torch, nn):
     raise SystemExit(f"torch_baseline: unknown core {core!r}")
 
 
-def RotEqAffine(layer, rotations):
-    """Applies a [1, 1, C, 1, 1] bias/scale to [N, R*C, H, W] as upstream's rotation-equivariant layers do."""
-    import torch.nn as nn
+def read_safetensors(path, torch):
+    """The tensors of a .safetensors file (a minimal reader: the format is a JSON header and raw bytes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    dtypes = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "F16": torch.float16}
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        out[k] = torch.frombuffer(bytearray(data[8 + n + b:8 + n + e]), dtype=dtypes[v["dtype"]]).reshape(v["shape"])
+    return out
 
-    class Wrapped(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.inner = layer
 
-        def forward(self, x):
-            n, rc, h, w = x.shape
-            return self.inner(x.view(n, rotations, rc // rotations, h, w)).view(n, rc, h, w)
+def hermite_filter_bank(sd, prefix, first_layer, k, torch):
+    """The conv weight [R*out, in, k, k] of a HermiteConv2D from its state_dict (coeffs, basis H, rotation
+    matrices Rs.i), as CORES.md describes it; only for --check-ref of the fallback's plain convs."""
+    coeffs = sd[prefix + ".coeffs"]  # [n, in, out]
+    H = sd[prefix + ".rotate_hermite.H"]  # [n, k*up, k*up]
+    rots = sorted(int(key.rsplit(".", 1)[1]) for key in sd if key.startswith(prefix + ".rotate_hermite.Rs."))
+    n, cin, cout = coeffs.shape
+    banks = []
+    for i in rots:
+        rotated = (sd[f"{prefix}.rotate_hermite.Rs.{i}"] @ coeffs.reshape(n, cin * cout)).reshape(n, cin, cout)
+        w = torch.tensordot(H, rotated, dims=([0], [0]))  # [k*up, k*up, in, out]
+        if i > 0 and not first_layer:
+            w = torch.roll(w, shifts=i * (cin // len(rots)), dims=2)
+        banks.append(w)
+    w = torch.cat(banks, dim=3)  # [k*up, k*up, in, R*out]: output channel = rotation*out + o
+    up = w.shape[0] // k
+    w = w.reshape(k, up, k, up, cin, -1).sum(dim=(1, 3))  # [k, k, in, R*out]: each up x up block summed
+    return w.permute(3, 2, 0, 1).contiguous()
 
-    return Wrapped()
+
+def check_reference(model, prefix, core, impl, torch):
+    """Loads PREFIX.weights.safetensors into the model and compares its output on PREFIX.io.safetensors with
+    the reference output: evidence that the baseline computes what the engine computes."""
+    sd = read_safetensors(prefix + ".weights.safetensors", torch)
+    io = read_safetensors(prefix + ".io.safetensors", torch)
+    own = model.state_dict()
+    if core == "RotationEquivariant2dCore" and impl == "torch.nn":
+        sd = dict(sd)
+        for k in own:
+            m = re.match(r"(features\.layer(\d+))\.conv\.weight$", k)
+            if m and f"{m.group(1)}.hermite_conv.coeffs" in sd:
+                sd[k] = hermite_filter_bank(sd, m.group(1) + ".hermite_conv", int(m.group(2)) == 0,
+                                            own[k].shape[-1], torch)
+    missing = [k for k in own if k not in sd]
+    if missing:
+        print(f"check {prefix}: cannot load the reference weights into the {impl} model: missing {missing[:4]}"
+              f"{' ...' if len(missing) > 4 else ''}")
+        return 3
+    model.load_state_dict({k: sd[k] for k in own})
+    with torch.inference_mode():
+        y = model(io["input"])
+    ref = io["output"]
+    if tuple(y.shape) != tuple(ref.shape):
+        print(f"check {prefix}: output shape {list(y.shape)}, reference {list(ref.shape)}: FAIL")
+        return 1
+    err = float((y - ref).abs().max() / ref.abs().max())
+    ok = err <= 1e-4
+    how = " (Hermite filter banks built from the coefficients)" if core == "RotationEquivariant2dCore" else ""
+    print(f"check {prefix}: {impl} model with the reference weights{how}, max|y - ref| / max|ref| = {err:.2e} "
+          f"(bound 1e-4): {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 def build_upstream(core, cfg, torch):
@@ -272,6 +338,8 @@ def main():
                     help="auto: neuralpredictors if importable, else torch.nn modules")
     ap.add_argument("--export-onnx", metavar="PATH", help="export the model to ONNX (opset 13, dynamic batch) "
                     "instead of timing it")
+    ap.add_argument("--check-ref", metavar="PREFIX", help="instead of timing, load PREFIX.weights.safetensors and "
+                    "compare the output on PREFIX.io.safetensors with the reference (exit 0 if close)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
     if a.batch < 1 or a.runs < 1 or a.warmup < 0:
@@ -312,6 +380,8 @@ def main():
         notes.append("pretrained taken as false (random weights)")
     model.eval()
 
+    if a.check_ref:
+        return check_reference(model, a.check_ref, core, impl, torch)
     x = torch.rand(a.batch, C, H, W)
     if a.export_onnx:
         with torch.no_grad():
