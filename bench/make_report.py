@@ -78,7 +78,7 @@ class Cell:
 def main():
     ap = argparse.ArgumentParser()
     for k in ("results", "out", "plot-data", "commit", "command", "cpu", "torch", "ort", "ort-note",
-              "npcore-version", "png", "size", "ref-dir"):
+              "npcore-version", "png", "size", "ref-dir", "load"):
         ap.add_argument("--" + k, default="")
     for k in ("threads", "runs1", "runs8", "warmup", "rounds", "cpus", "elapsed"):
         ap.add_argument("--" + k, type=int, default=0)
@@ -130,7 +130,9 @@ def main():
     else:
         w(f"- ONNX Runtime: not measured ({a.ort_note or 'not available'}).")
     w(f"- Runs: {a.warmup} warm-up + {a.runs1} timed at batch 1, {a.runs8} timed at batch 8, per framework, "
-      f"core and round; whole script {a.elapsed // 60} min {a.elapsed % 60} s.")
+      f"core and round; whole script {a.elapsed // 60} min {a.elapsed % 60} s"
+      + (f"; load average (1, 5, 15 min) at start and end: {a.load} (other work on the machine shows here)."
+         if a.load else "."))
     notes = sorted({n for (c, b, fw), v in res.items() if fw == "torch" for r in v.values()
                     for n in r.get("notes", [])})
     for n in notes:
@@ -207,23 +209,24 @@ def main():
             return "n/a"
         ok = value <= limit if lower_is_better else value >= limit
         d = abs(value - limit)
+        nd = 1 if unit else 3
         if ok:
-            return f"met (margin {d:.2f}{unit})"
-        return f"**missed** by {d:.2f}{unit}"
+            return f"met (margin {d:.{nd}f}{unit})"
+        return f"**missed** by {d:.{nd}f}{unit}"
 
     for b in (1, 8):
         for core, title in CORES:
             e, o = cell(core, b, "engine"), cell(core, b, "ort")
             r = ratio(e.median, o.median)
-            w(f"| faster than ONNX Runtime, {title}, batch {b} (engine/ORT < 1) | {fmt(r, 2)} | "
+            w(f"| faster than ONNX Runtime, {title}, batch {b} (engine/ORT < 1) | {fmt(r, 3)} | "
               f"{verdict(r, 1.0) if r is not None else 'n/a'} |")
     for core, title in CORES:
         r = ratio(cell(core, 1, "engine").median, cell(core, 1, "torch").median)
         lim = TORCH_TARGET_B1[core]
-        w(f"| batch 1 engine/PyTorch <= {lim:.2f}, {title} | {fmt(r, 2)} | {verdict(r, lim)} |")
+        w(f"| batch 1 engine/PyTorch <= {lim:.2f}, {title} | {fmt(r, 3)} | {verdict(r, lim)} |")
     for core, title in CORES:
         r = ratio(cell(core, 8, "engine").median, cell(core, 8, "torch").median)
-        w(f"| batch 8 per image engine/PyTorch <= {TORCH_TARGET_B8:.2f}, {title} | {fmt(r, 2)} | "
+        w(f"| batch 8 per image engine/PyTorch <= {TORCH_TARGET_B8:.2f}, {title} | {fmt(r, 3)} | "
           f"{verdict(r, TORCH_TARGET_B8)} |")
     if kernels:
         for row in kernels["results"]:

@@ -47,6 +47,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/npcore-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/results" "$cache/onnx"
 start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 # ---- what is available ---------------------------------------------------------------------------------
 have_torch=0
@@ -164,13 +165,16 @@ git -C "$src" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted
 cmdline="bench/run_benchmarks.sh ${1:-build/npcore}${2:+ $2}"
 cmdline="${SIZE:+SIZE=$SIZE }THREADS=$threads RUNS1=$runs1 RUNS8=$runs8 WARMUP=$warmup ROUNDS=$rounds $cmdline"
 elapsed=$(($(date +%s) - start))
+load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+# Keep the raw results beside the ONNX cache (not in the repository): make_report.py can be rerun on them.
+rm -rf "$cache/results-last" && cp -r "$work/results" "$cache/results-last"
 torch_version=""
 ((have_torch)) && torch_version=$($python -c 'import torch; print(torch.__version__)')
 report_args=(--results "$work/results" --out "$out" --plot-data "$work/plot.dat" --size "${SIZE:-}" --ref-dir "$ref"
   --commit "$commit" --command "$cmdline" --threads "$threads" --runs1 "$runs1" --runs8 "$runs8" \
   --warmup "$warmup" --rounds "$rounds" --cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
   --cpus "$(nproc)" --torch "$torch_version" --ort "$ort_version" --ort-note "$ort_note" \
-  --npcore-version "$("$npcore" --version 2>/dev/null || echo npcore)" --elapsed "$elapsed")
+  --npcore-version "$("$npcore" --version 2>/dev/null || echo npcore)" --elapsed "$elapsed" --load "$load_start -> $load_end")
 $python "$here/make_report.py" "${report_args[@]}" --png "$(basename "$png")"
 
 # ---- the plot -----------------------------------------------------------------------------------------
@@ -191,7 +195,7 @@ set boxwidth 0.9
 set grid ytics
 set yrange [0:*]
 set ylabel "ms per image (median)"
-set key top left
+set key below horizontal
 set xtics rotate by -20 scale 0
 set title "batch 1"
 plot "$work/plot.dat" index 0 using 2:xtic(1) title "npcore" lc rgb "#1f77b4", \
