@@ -158,6 +158,8 @@ double Plan::conv_flops() const {
   return f;
 }
 
+double Plan::block_conv_flops(size_t i) const { return blocks_.at(i)->conv_flops(); }
+
 void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const {
   if (in.shape() != in_)
     throw ShapeError("core input " + in.shape().str() + " does not match the planned shape " + in_.str());

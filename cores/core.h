@@ -39,6 +39,8 @@ class Plan {
   // Each block's name and op, for per-block timing.
   size_t num_blocks() const { return blocks_.size(); }
   const std::string& block_name(size_t i) const { return names_[i]; }
+  // Convolution FLOPs of block i in one run (per-block throughput in `npcore bench --layers`).
+  double block_conv_flops(size_t i) const;
 
  private:
   friend class Core;

@@ -1,5 +1,265 @@
-// PLACEHOLDER: npcore bench is being written.
+// npcore bench CONFIG.json: latency of one core on random images, with deterministic weights.
+// Builds the core, initialises it (Core::init), plans it for a batch, runs warm-up then timed forwards,
+// and reports median/min/p99 latency, per-image time, convolution GFLOP, GFLOP/s and the fraction of the
+// machine's FMA peak measured in the same process (engine/peak.h); --layers times each block between
+// Plan::run's taps; --json prints one object for scripts (bench/run_benchmarks.sh).
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "bench/bench_stats.h"
+#include "cores/factory.h"
+#include "engine/error.h"
+#include "engine/peak.h"
+#include "engine/rng.h"
 #include "tools/commands.h"
+
 namespace npcore::tool {
-void register_bench(CLI::App& app, int& status) { app.add_subcommand("bench", "(not yet available)")->callback([&status] { throw UsageError("bench: not yet available"); }); }
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kDefaultHeight = 144, kDefaultWidth = 256;  // the notebook's image size
+
+// What the config file says beyond the core itself: the input size and seed of its reference case, and
+// whether a pretrained TransferLearningCore was switched to random initialisation.
+struct BenchConfig {
+  std::string text;  // the core description to build (possibly rewritten)
+  int64_t height = 0, width = 0;
+  bool has_seed = false;
+  uint64_t seed = 0;
+  bool pretrained_overridden = false;
+};
+
+// Reads the description. A TransferLearningCore whose `pretrained` is true (its default) needs ImageNet
+// weights from a file and refuses init(); for timing, random weights do as well, so the key is rewritten
+// to false. Malformed JSON is left to make_core, which reports it naming the file.
+BenchConfig read_bench_config(const std::string& path) {
+  BenchConfig c;
+  c.text = read_text_file(path);
+  json j = json::parse(c.text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return c;
+  if (j.contains("input_shape")) {
+    const json& s = j["input_shape"];
+    const bool ok = s.is_array() && s.size() == 4 && std::all_of(s.begin(), s.end(), [](const json& d) {
+                      return d.is_number_integer() && d.get<int64_t>() > 0;
+                    });
+    if (!ok)
+      throw ConfigError(path + ": input_shape is " + s.dump() +
+                        "; it must be [N, C, H, W] with positive integers (or be absent)");
+    c.height = s[2].get<int64_t>();
+    c.width = s[3].get<int64_t>();
+  }
+  if (j.contains("seed") && j["seed"].is_number_integer() && j["seed"].get<int64_t>() >= 0) {
+    c.has_seed = true;
+    c.seed = j["seed"].get<uint64_t>();
+  }
+  if (j.value("core", json()) == "TransferLearningCore" && j.contains("config") && j["config"].is_object()) {
+    json& cfg = j["config"];
+    const json p = cfg.value("pretrained", json(true));
+    if (p != json(false)) {
+      cfg["pretrained"] = false;
+      c.pretrained_overridden = true;
+      c.text = j.dump();
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, int& status) {
+  struct Args {
+    std::string config;
+    EngineFlags engine;
+    int64_t batch = 1, height = 0, width = 0;
+    int warmup = 3, runs = 20, peak_repeats = 5;
+    int64_t seed = -1;
+    bool json = false, layers = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench",
+      "Time a core's forward pass on random images.\n"
+      "Builds the core described by CONFIG (any core JSON, e.g. ../shared/ref/seed_stacked2d.json) with "
+      "deterministic weights (Core::init with the file's \"seed\", or --seed), runs --warmup untimed then "
+      "--runs timed forwards of a batch of --batch random images (uniform in [0, 1)) of C x H x W, C being "
+      "the core's input channels and H x W the file's input_shape (144 x 256 if it has none), and prints "
+      "the median, min and p99 latency per batch (percentiles interpolated linearly, as numpy does), the "
+      "time per image, the convolution GFLOP of one batch, GFLOP/s at the median and its fraction of the "
+      "machine's single-precision FMA peak, which is measured first by a built-in probe with the same "
+      "thread count, and the process's peak resident memory (getrusage).\n"
+      "A TransferLearningCore with pretrained: true (ImageNet weights) is timed with random weights, as if "
+      "pretrained: false; the output says so.\n"
+      "Example: npcore bench ../shared/ref/seed_stacked2d.json --threads 2 --batch 8 --runs 10 --layers");
+  cmd->add_option(
+         "config", args->config,
+         "Core description: JSON with \"core\" and \"config\" (input_shape and seed are used if present)")
+      ->required();
+  args->engine.add_to(cmd);
+  cmd->add_option("-b,--batch", args->batch, "Images per forward")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(4096)));
+  cmd->add_option("--height", args->height, "Image height (default: the config's input_shape, else 144)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--width", args->width, "Image width (default: the config's input_shape, else 256)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--warmup", args->warmup, "Untimed forwards first (buffers touched, caches and JIT warm)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--runs", args->runs, "Timed forwards")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--seed", args->seed,
+                  "Seed of the weights and input (default: the config's \"seed\", else 0)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--peak-repeats", args->peak_repeats,
+                  "Repeats of the FMA peak probe (~0.1 s each; best kept)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  cmd->add_flag("--layers", args->layers, "Also time each block (features.layerN) between Plan::run's taps");
+  cmd->add_flag("--json", args->json,
+                "Print one JSON object: core, batch, threads, backend, median_ms, min_ms, p99_ms, gflop, "
+                "gflops, peak_gflops, peak_fraction, peak_rss_mb and more");
+  cmd->callback([args, &status] {
+    const Args& a = *args;
+    EngineOptions opt = a.engine.options();
+    const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+    opt.threads = threads;
+
+    BenchConfig bc = read_bench_config(a.config);
+    auto core = make_core(bc.text, a.config);
+    const uint64_t seed = a.seed >= 0 ? uint64_t(a.seed) : (bc.has_seed ? bc.seed : 0);
+    const int64_t H = a.height > 0 ? a.height : (bc.height > 0 ? bc.height : kDefaultHeight);
+    const int64_t W = a.width > 0 ? a.width : (bc.width > 0 ? bc.width : kDefaultWidth);
+    const Shape in_shape{a.batch, core->input_channels(), H, W};
+    core->output_shape(in_shape);  // a size the core cannot take fails here, before any work
+
+    // The probe first, on an otherwise idle process, with the thread count of the runs.
+    const PeakResult peak = measure_fma_peak(threads, a.peak_repeats);
+
+    core->init(seed);
+    core->prepare(opt);
+    auto plan = core->plan(in_shape);
+    Tensor input(in_shape), output(plan->output_shape());
+    Rng(seed ^ 0x5eedf00dULL).fill_uniform(input, 0.0f, 1.0f);
+    Workspace ws = plan->make_workspace();
+
+    // Per-block times: the gap between consecutive taps (the first measured from the start of the run).
+    const size_t nb = plan->num_blocks();
+    std::vector<std::vector<double>> block_ms(nb);
+    std::chrono::steady_clock::time_point last;
+    size_t next_block = 0;
+    const TapFn tap = [&](const std::string&, const Tensor&) {
+      const auto now = std::chrono::steady_clock::now();
+      if (next_block < nb)
+        block_ms[next_block].push_back(std::chrono::duration<double, std::milli>(now - last).count());
+      ++next_block;
+      last = now;
+    };
+    const TapFn* tap_ptr = a.layers ? &tap : nullptr;
+
+    for (int r = 0; r < a.warmup; ++r) plan->run(input, output, ws);
+    std::vector<double> ms;
+    ms.reserve(size_t(a.runs));
+    for (int r = 0; r < a.runs; ++r) {
+      next_block = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      last = t0;
+      plan->run(input, output, ws, tap_ptr);
+      ms.push_back(bench::ms_since(t0));
+    }
+    const bench::LatencyStats st = bench::summarize(ms);
+    const double gflop = plan->conv_flops() / 1e9;
+    const double gflops = st.median_ms > 0 ? gflop / (st.median_ms / 1e3) : 0;
+    const double fraction = peak.gflops > 0 ? gflops / peak.gflops : 0;
+    const double rss = bench::peak_rss_mb();
+    const double per_image = st.median_ms / double(a.batch);
+
+    struct BlockRow {
+      std::string name;
+      double median_ms, gflop, gflops, fraction;
+    };
+    std::vector<BlockRow> rows;
+    if (a.layers)
+      for (size_t b = 0; b < nb; ++b) {
+        const double m = bench::summarize(block_ms[b]).median_ms, g = plan->block_conv_flops(b) / 1e9;
+        const double gs = m > 0 ? g / (m / 1e3) : 0;
+        rows.push_back({plan->block_name(b), m, g, gs, peak.gflops > 0 ? gs / peak.gflops : 0});
+      }
+
+    if (a.json) {
+      json j = {{"core", core->type()},
+                {"config", a.config},
+                {"batch", a.batch},
+                {"channels", in_shape[1]},
+                {"height", H},
+                {"width", W},
+                {"threads", threads},
+                {"backend", backend_name(opt.backend)},
+                {"fused", opt.fuse},
+                {"warmup", a.warmup},
+                {"runs", a.runs},
+                {"seed", seed},
+                {"median_ms", st.median_ms},
+                {"min_ms", st.min_ms},
+                {"p99_ms", st.p99_ms},
+                {"max_ms", st.max_ms},
+                {"mean_ms", st.mean_ms},
+                {"per_image_ms", per_image},
+                {"gflop", gflop},
+                {"gflops", gflops},
+                {"peak_gflops", peak.gflops},
+                {"peak_isa", peak.isa},
+                {"peak_fraction", fraction},
+                {"peak_rss_mb", rss},
+                {"pretrained_overridden", bc.pretrained_overridden},
+                {"times_ms", ms}};
+      if (a.layers) {
+        json l = json::array();
+        for (const BlockRow& r : rows)
+          l.push_back({{"block", r.name},
+                       {"median_ms", r.median_ms},
+                       {"gflop", r.gflop},
+                       {"gflops", r.gflops},
+                       {"peak_fraction", r.fraction}});
+        j["layers"] = l;
+      }
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("npcore bench %s: %s, %s backend, %d thread%s, norms and activations %s\n",
+                  a.config.c_str(), core->type(), backend_name(opt.backend), threads, threads == 1 ? "" : "s",
+                  opt.fuse ? "fused" : "separate");
+      if (bc.pretrained_overridden)
+        std::printf(
+            "note: pretrained: true taken as pretrained: false (random weights; timing is the same)\n");
+      std::printf("input: %s, uniform [0, 1); weights: deterministic init, seed %llu\n",
+                  in_shape.str().c_str(), (unsigned long long)seed);
+      std::printf("runs: %d warm-up, %d timed\n", a.warmup, a.runs);
+      std::printf("latency per batch: median %.2f ms, min %.2f ms, p99 %.2f ms (max %.2f ms)\n", st.median_ms,
+                  st.min_ms, st.p99_ms, st.max_ms);
+      std::printf("per image: median %.2f ms, min %.2f ms\n", per_image, st.min_ms / double(a.batch));
+      std::printf("convolution: %.3f GFLOP per batch, %.1f GFLOP/s at the median, %.1f%% of peak\n", gflop,
+                  gflops, 100 * fraction);
+      std::printf("FMA peak: %.1f GFLOP/s (%s, %d thread%s, measured by the built-in probe)\n", peak.gflops,
+                  peak.isa.c_str(), peak.threads, peak.threads == 1 ? "" : "s");
+      std::printf("peak RSS: %.1f MB\n", rss);
+      if (a.layers) {
+        std::printf("\nper block (median of %d runs; times between taps):\n", a.runs);
+        std::printf("  %-32s %10s %7s %9s %10s %7s\n", "block", "ms", "share", "GFLOP", "GFLOP/s", "peak");
+        double sum = 0;
+        for (const BlockRow& r : rows) sum += r.median_ms;
+        for (const BlockRow& r : rows)
+          std::printf("  %-32s %10.2f %6.1f%% %9.3f %10.1f %6.1f%%\n", r.name.c_str(), r.median_ms,
+                      sum > 0 ? 100 * r.median_ms / sum : 0.0, r.gflop, r.gflops, 100 * r.fraction);
+      }
+    }
+    std::fflush(stdout);
+    status = 0;
+  });
+}
+
 }  // namespace npcore::tool
