@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "engine/error.h"
@@ -15,6 +16,10 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+// GCC 12 reports false "may be used uninitialized" warnings inside its AVX-512 intrinsic headers (the
+// _mm512_undefined_* operands of masked and broadcast intrinsics); they are not about this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "engine/simd_math.h"
 #endif
@@ -135,10 +140,6 @@ class WinogradConv final : public ConvKernel {
     TW_ = (out_[3] + 1) / 2;
     const int64_t tw_vecs = (TW_ + 15) / 16;
     row_blocks_ = (tw_vecs + vecs_ - 1) / vecs_;
-    // Padded input [rows][IC][row]: a tile row reads alpha rows from 2*ty; a tile vector reads 2*16 + alpha
-    // columns from 2*tx0 (two unaligned vector loads per column offset).
-    rows_ = std::max(in[2] + 2 * p_.pad_h, 2 * (TH_ - 1) + a_);
-    row_ = ((std::max(in[3] + 2 * p_.pad_w, 2 * 16 * tw_vecs + a_ + 16) + 15) / 16) * 16;
     threads_ = std::max(1, omp_get_max_threads());
   }
 
@@ -146,18 +147,17 @@ class WinogradConv final : public ConvKernel {
 
   size_t thread_floats() const {
     const size_t t = size_t(vecs_ * 16);
-    return round_floats(size_t(P_) * size_t(v_stride())) + round_floats(size_t(P_) * size_t(m_stride()));
+    return round_floats(size_t(IC_) * size_t(v_stride())) + round_floats(size_t(blocks_ * ocb_) * size_t(m_stride()));
   }
   size_t scratch_floats() const override {
-    return round_floats(size_t(rows_ * IC_ * row_)) + size_t(threads_) * thread_floats();
+    return size_t(threads_) * thread_floats();
   }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
-    float* buf = scratch;
-    float* per_thread = scratch + round_floats(size_t(rows_ * IC_ * row_));
+    float* per_thread = scratch;
     for (int64_t n = 0; n < in_[0]; ++n) {
-      pad_image(in.image(n), buf);
+      const float* buf = in.image(n);
       const int64_t jobs = TH_ * row_blocks_;
       if (parallel(jobs)) {
 #pragma omp parallel for schedule(static) num_threads(threads_)
@@ -170,60 +170,45 @@ class WinogradConv final : public ConvKernel {
   }
 
  private:
-  // Floats between consecutive transform points p in V [P][IC][T] and M [P][OC8][T]. One cache line more
-  // than the data: with IC*T floats (a multiple of 4 KiB) the alpha^2 vectors of one tile would all map to
-  // the same L1 set.
-  int64_t v_stride() const { return IC_ * vecs_ * 16 + 16; }
-  int64_t m_stride() const { return blocks_ * ocb_ * vecs_ * 16 + 16; }
+  // V is [IC][P][T] and M is [OC][P][T] (T = tiles per block): the input transform writes one input
+  // channel's alpha^2 points contiguously, the output transform reads one output channel's contiguously,
+  // and the GEMM for point p walks V and M with a stride of one channel. That stride is a cache line more
+  // than P*T floats: a multiple of 4 KiB would put every channel of a point in the same L1 set.
+  int64_t v_stride() const { return P_ * vecs_ * 16 + 16; }
+  int64_t m_stride() const { return P_ * vecs_ * 16 + 16; }
 
   bool parallel(int64_t jobs) const { return threads_ > 1 && jobs > 1 && !omp_in_parallel(); }
 
-  // x [IC, H, W] -> buf [rows_, IC, row_], image at (pad_h, pad_w), zeros elsewhere.
-  void pad_image(const float* x, float* buf) const {
-    const int64_t H = in_[2], W = in_[3];
-    auto padded_row = [&](int64_t r) {
-      float* b = buf + r * IC_ * row_;
-      const int64_t h = r - p_.pad_h;
-      if (h < 0 || h >= H) {
-        std::memset(b, 0, sizeof(float) * size_t(IC_ * row_));
-        return;
-      }
-      for (int64_t c = 0; c < IC_; ++c) {
-        float* d = b + c * row_;
-        std::memset(d, 0, sizeof(float) * size_t(p_.pad_w));
-        std::memcpy(d + p_.pad_w, x + (c * H + h) * W, sizeof(float) * size_t(W));
-        std::memset(d + p_.pad_w + W, 0, sizeof(float) * size_t(row_ - p_.pad_w - W));
-      }
-    };
-    if (parallel(rows_)) {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
-    } else {
-      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
-    }
-  }
-
-  // Tile row ty, tiles [48 rb, 48 rb + 48) of it.
-  void block(const float* buf, float* y, int64_t ty, int64_t rb, float* scratch) const {
+  // Tile row ty, tiles [16 vecs_ rb, 16 vecs_ (rb + 1)) of it; x is one image [IC, H, W].
+  void block(const float* x, float* y, int64_t ty, int64_t rb, float* scratch) const {
     const int64_t tw_vecs = (TW_ + 15) / 16;
     const int64_t v0 = rb * vecs_, nv = std::min<int64_t>(vecs_, tw_vecs - v0);
     const int64_t T = vecs_ * 16;  // V and M rows hold 48 tiles even when fewer are used
-    float* V = scratch;                                          // [P][IC][T]
-    float* M = scratch + round_floats(size_t(P_) * size_t(v_stride()));  // [P][OC8][T]
-    for (int64_t v = 0; v < nv; ++v)
+    float* V = scratch;                                                     // [IC][P][T]
+    float* M = scratch + round_floats(size_t(IC_) * size_t(v_stride()));  // [OC][P][T]
+    for (int64_t v = 0; v < nv; ++v) {
+      // Which lanes of the two loads per column offset j fall inside the image (zero padding outside);
+      // interior tile vectors load everything.
+      __mmask16 lo[8], hi[8];
+      for (int j = 0; j < a_; ++j) {
+        const int64_t c0 = 2 * 16 * (v0 + v) + j - p_.pad_w;  // image column of lane 0 of the low load
+        lo[j] = lane_mask(c0);
+        hi[j] = lane_mask(c0 + 16);
+      }
       for (int64_t ic = 0; ic < IC_; ++ic) {
-        float* dst = V + ic * T + v * 16;
+        float* dst = V + ic * v_stride() + v * 16;
         switch (a_) {
-          case 4: input_transform<4>(buf, ty, (v0 + v) * 16, ic, dst, v_stride()); break;
-          case 6: input_transform<6>(buf, ty, (v0 + v) * 16, ic, dst, v_stride()); break;
-          default: input_transform<8>(buf, ty, (v0 + v) * 16, ic, dst, v_stride()); break;
+          case 4: input_transform<4>(x, ty, (v0 + v) * 16, ic, lo, hi, dst, T); break;
+          case 6: input_transform<6>(x, ty, (v0 + v) * 16, ic, lo, hi, dst, T); break;
+          default: input_transform<8>(x, ty, (v0 + v) * 16, ic, lo, hi, dst, T); break;
         }
       }
+    }
     for (int p = 0; p < P_; ++p)
       for (int64_t b = 0; b < blocks_; ++b) {
         const float* u = u_.get() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
-        const float* vp = V + size_t(p) * size_t(v_stride());
-        float* mp = M + size_t(p) * size_t(m_stride()) + size_t(b * ocb_ * T);
+        const float* vp = V + size_t(p) * size_t(T);
+        float* mp = M + size_t(b * ocb_) * size_t(m_stride()) + size_t(p) * size_t(T);
         if (ocb_ == 16)
           gemm<16, 1>(u, vp, mp, T);
         else if (nv == 3)
@@ -235,11 +220,11 @@ class WinogradConv final : public ConvKernel {
       }
     for (int64_t v = 0; v < nv; ++v)
       for (int64_t oc = 0; oc < OC_; ++oc) {
-        const float* src = M + oc * T + v * 16;
+        const float* src = M + oc * m_stride() + v * 16;
         switch (a_) {
-          case 4: output_transform<4>(src, m_stride(), y, ty, (v0 + v) * 16, oc); break;
-          case 6: output_transform<6>(src, m_stride(), y, ty, (v0 + v) * 16, oc); break;
-          default: output_transform<8>(src, m_stride(), y, ty, (v0 + v) * 16, oc); break;
+          case 4: output_transform<4>(src, T, y, ty, (v0 + v) * 16, oc); break;
+          case 6: output_transform<6>(src, T, y, ty, (v0 + v) * 16, oc); break;
+          default: output_transform<8>(src, T, y, ty, (v0 + v) * 16, oc); break;
         }
       }
   }
@@ -265,20 +250,47 @@ class WinogradConv final : public ConvKernel {
     }
   }
 
-  // 16 tiles (tx0 .. tx0+15) of tile row ty, input channel ic: V[p] = (B^T d B)[p] for each tile, written
-  // to v + p * p_stride (16 floats each). A = alpha, known at compile time so that every loop unrolls.
+  // Lanes e of a 16-float load starting at image column c with 0 <= c + e < W.
+  __mmask16 lane_mask(int64_t c) const {
+    const int64_t first = std::max<int64_t>(0, -c), last = std::min<int64_t>(16, in_[3] - c);
+    if (first >= last) return 0;
+    return __mmask16(((1u << (last - first)) - 1u) << first);
+  }
+
+  // 16 tiles (tx0 .. tx0+15) of tile row ty, input channel ic of the image x [IC, H, W]: V[p] = (B^T d B)[p]
+  // for each tile, written to v + p * p_stride (16 floats each). Padding is read as zeros: rows outside the
+  // image are skipped and columns outside it are masked out of the loads (masked lanes never touch
+  // memory). A = alpha, known at compile time so that every loop unrolls.
   template <int A>
-  void input_transform(const float* buf, int64_t ty, int64_t tx0, int64_t ic, float* v, int64_t p_stride) const {
+  void input_transform(const float* x, int64_t ty, int64_t tx0, int64_t ic, const __mmask16* lo,
+                       const __mmask16* hi, float* v, int64_t p_stride) const {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const int64_t H = in_[2], W = in_[3];
     __m512 t[A][A];  // [nu][row i]: (d B)[i][nu] = sum_j d[i][j] BT[nu][j], stored transposed for the 2nd pass
-    // The outer loops stay rolled: unrolled, the compiler interleaves rows and spills most registers.
 #pragma GCC unroll 8
     for (int i = 0; i < A; ++i) {
-      const float* src = buf + ((2 * ty + i) * IC_ + ic) * row_ + 2 * tx0;
-      __m512 d[A], r[A];
+      const int64_t ih = 2 * ty + i - p_.pad_h;
+      __m512 r[A];
+      if (ih < 0 || ih >= H) {
 #pragma GCC unroll 8
-      for (int j = 0; j < A; ++j)  // d[j] = x[2k + j], k = 0..15 (tile k's column j)
-        d[j] = _mm512_permutex2var_ps(_mm512_loadu_ps(src + j), even, _mm512_loadu_ps(src + j + 16));
+        for (int nu = 0; nu < A; ++nu) t[nu][i] = _mm512_setzero_ps();
+        continue;
+      }
+      // Address arithmetic in integers: the window may start left of the row (its lanes are masked).
+      const uintptr_t row = reinterpret_cast<uintptr_t>(x + (ic * H + ih) * W);
+      const intptr_t c0 = intptr_t(2 * tx0 - p_.pad_w);
+      // The next input channel's row, one plane further: hardware prefetchers do not follow jumps of a
+      // whole plane (and prefetches never fault).
+      const char* next = reinterpret_cast<const char*>(row + uintptr_t((H * W + c0) * intptr_t(sizeof(float))));
+      _mm_prefetch(next, _MM_HINT_T0);
+      _mm_prefetch(next + 64, _MM_HINT_T0);
+      _mm_prefetch(next + 128, _MM_HINT_T0);
+      __m512 d[A];
+#pragma GCC unroll 8
+      for (int j = 0; j < A; ++j) {  // d[j] = x[2k + j], k = 0..15 (tile k's column j)
+        const float* src = reinterpret_cast<const float*>(row + uintptr_t((c0 + j) * intptr_t(sizeof(float))));
+        d[j] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo[j], src), even, _mm512_maskz_loadu_ps(hi[j], src + 16));
+      }
       bt_rows<A>(d, r);
 #pragma GCC unroll 8
       for (int nu = 0; nu < A; ++nu) t[nu][i] = r[nu];
@@ -292,15 +304,19 @@ class WinogradConv final : public ConvKernel {
     }
   }
 
-  // M [OCB oc][T] = U [OCB oc][IC] x V [IC][T] for the first NV tile vectors.
+  // M [OCB oc][T] = U [OCB oc][IC] x V [IC][T] for the first NV tile vectors of one point; V's and M's
+  // rows are v_stride() and m_stride() apart.
   template <int OCB, int NV>
   void gemm(const float* u, const float* v, float* m, int64_t T) const {
+    const int64_t vs = v_stride(), ms = m_stride();
     __m512 acc[OCB][NV];
 #pragma GCC unroll 16
     for (int o = 0; o < OCB; ++o)
 #pragma GCC unroll 3
       for (int q = 0; q < NV; ++q) acc[o][q] = _mm512_setzero_ps();
-    for (int64_t ic = 0; ic < IC_; ++ic, u += OCB, v += T) {
+    for (int64_t ic = 0; ic < IC_; ++ic, u += OCB, v += vs) {
+      // U streams from L2 (all alpha^2 points of it per block): fetch 32 input channels ahead.
+      _mm_prefetch(reinterpret_cast<const char*>(u + 32 * OCB), _MM_HINT_T0);
       __m512 xv[NV];
 #pragma GCC unroll 3
       for (int q = 0; q < NV; ++q) xv[q] = _mm512_loadu_ps(v + 16 * q);
@@ -314,7 +330,7 @@ class WinogradConv final : public ConvKernel {
 #pragma GCC unroll 16
     for (int o = 0; o < OCB; ++o)
 #pragma GCC unroll 3
-      for (int q = 0; q < NV; ++q) _mm512_storeu_ps(m + o * T + 16 * q, acc[o][q]);
+      for (int q = 0; q < NV; ++q) _mm512_storeu_ps(m + o * ms + 16 * q, acc[o][q]);
   }
 
   // 16 tiles of one output channel: y = A^T M A (2 x 2 per tile), bias, activation, interleaved store.
@@ -376,7 +392,7 @@ class WinogradConv final : public ConvKernel {
   int a_ = 0, P_ = 0;
   float at_[16] = {}, bt_[64] = {};
   int ocb_ = 8, vecs_ = 1;
-  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0, rows_ = 0, row_ = 0;
+  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0;
   AlignedBuffer u_;
   std::vector<float> shift_;
   bool vector_act_ = false;
