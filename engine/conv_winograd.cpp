@@ -145,8 +145,8 @@ class WinogradConv final : public ConvKernel {
 
   Backend backend() const override { return Backend::Native; }
 
+  // One thread's V and M.
   size_t thread_floats() const {
-    const size_t t = size_t(vecs_ * 16);
     return round_floats(size_t(IC_) * size_t(v_stride())) + round_floats(size_t(blocks_ * ocb_) * size_t(m_stride()));
   }
   size_t scratch_floats() const override {
