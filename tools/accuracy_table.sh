@@ -4,7 +4,8 @@
 set -euo pipefail
 npcore=${1:-build/npcore}
 ref=${2:-../shared/ref}
-backends=(reference gemm onednn native)
+# A column is a backend, optionally with extra flags after a colon.
+backends=(reference gemm onednn native "native:--no-winograd")
 cases=()
 for j in "$ref"/*.json "$ref"/layers/*.json; do cases+=("${j%.json}"); done
 declare -A err
@@ -14,9 +15,9 @@ for b in "${backends[@]}"; do
     e=$(sed -n 's/.*= \([0-9.e+-]*\).*/\1/p' <<<"$rest")
     if [[ $status == FAIL ]]; then e="$e FAIL"; fi
     err["$name,$b"]=$e
-  done < <("$npcore" check "${cases[@]}" --backend "$b" || true)
+  done < <("$npcore" check "${cases[@]}" --backend "${b%%:*}" $([[ $b == *:* ]] && echo "${b#*:}") || true)
 done
-printf '| case |'; for b in "${backends[@]}"; do printf ' %s |' "$b"; done; printf '\n|---|'
+printf '| case |'; for b in "${backends[@]}"; do printf ' %s |' "${b/:/ }"; done; printf '\n|---|'
 for b in "${backends[@]}"; do printf -- '---|'; done; printf '\n'
 for c in "${cases[@]}"; do
   n=${c##*/}
