@@ -164,18 +164,7 @@ class NativeConv final : public ConvKernel {
       for (int64_t ic = 0; ic < IC; ++ic) {
         const float* r = row + ic * row_;
 #pragma GCC unroll 9
-        for (int64_t kw = 0; kw < KW; ++kw, w += kOcb) {
-          const float* x = r + kw * dw;
-          __m512 xv[PW];
-#pragma GCC unroll 3
-          for (int q = 0; q < PW; ++q) xv[q] = _mm512_loadu_ps(x + 16 * q);
-#pragma GCC unroll 8
-          for (int o = 0; o < kOcb; ++o) {
-            const __m512 wv = _mm512_set1_ps(w[o]);
-#pragma GCC unroll 3
-            for (int q = 0; q < PW; ++q) acc[o][q] = _mm512_fmadd_ps(wv, xv[q], acc[o][q]);
-          }
-        }
+        for (int64_t kw = 0; kw < KW; ++kw, w += kOcb) simd::outer_fma<kOcb, PW>(acc, w, r + kw * dw);
       }
     }
     // Epilogue: bias and activation in registers, then the store (masked for the row's tail).

@@ -317,15 +317,7 @@ class WinogradConv final : public ConvKernel {
     for (int64_t ic = 0; ic < IC_; ++ic, u += OCB, v += vs) {
       // U streams from L2 (all alpha^2 points of it per block): fetch 32 input channels ahead.
       _mm_prefetch(reinterpret_cast<const char*>(u + 32 * OCB), _MM_HINT_T0);
-      __m512 xv[NV];
-#pragma GCC unroll 3
-      for (int q = 0; q < NV; ++q) xv[q] = _mm512_loadu_ps(v + 16 * q);
-#pragma GCC unroll 16
-      for (int o = 0; o < OCB; ++o) {
-        const __m512 wv = _mm512_set1_ps(u[o]);
-#pragma GCC unroll 3
-        for (int q = 0; q < NV; ++q) acc[o][q] = _mm512_fmadd_ps(wv, xv[q], acc[o][q]);
-      }
+      simd::outer_fma<OCB, NV>(acc, u, v);
     }
 #pragma GCC unroll 16
     for (int o = 0; o < OCB; ++o)

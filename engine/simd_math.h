@@ -79,4 +79,19 @@ inline __m512 act_ps(const Activation& a, __m512 x, __m512 shift_in, __m512 shif
   return _mm512_add_ps(y, shift_out);
 }
 
+// The register-tile step of the native kernels: acc[o][q] += w[o] * x[16q .. 16q+16) for OCB broadcast
+// weights and NV vectors of x (an outer product; OCB*NV FMAs per OCB + NV loads).
+template <int OCB, int NV>
+inline __attribute__((always_inline)) void outer_fma(__m512 (&acc)[OCB][NV], const float* w, const float* x) {
+  __m512 xv[NV];
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) xv[q] = _mm512_loadu_ps(x + 16 * q);
+#pragma GCC unroll 16
+  for (int o = 0; o < OCB; ++o) {
+    const __m512 wv = _mm512_set1_ps(w[o]);
+#pragma GCC unroll 4
+    for (int q = 0; q < NV; ++q) acc[o][q] = _mm512_fmadd_ps(wv, xv[q], acc[o][q]);
+  }
+}
+
 }  // namespace npcore::simd

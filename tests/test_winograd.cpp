@@ -77,7 +77,12 @@ TEST_CASE("native Winograd kernel agrees with the reference kernel", "[winograd]
     ConvSpec spec{p, wt.data(), b.data(), c.act};
     const Shape os = p.output_shape(x.shape(), "test");
     INFO(p.str() << " on " << x.shape().str() << ", " << c.act.str());
+#if defined(__AVX512F__)
     REQUIRE(winograd_eligible(spec, x.shape()));
+#else
+    // A portable build has no Winograd kernel: native sums directly, which the bounds below cover.
+    CHECK_FALSE(winograd_eligible(spec, x.shape()));
+#endif
     Tensor ref(os), got(os);
     conv_once(Backend::Reference, spec, x, ref);
     conv_once(Backend::Native, spec, x, got);
