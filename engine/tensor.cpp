@@ -1,5 +1,7 @@
 #include "engine/tensor.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -44,6 +46,16 @@ void AlignedFree::operator()(void* p) const { std::free(p); }
 AlignedBuffer aligned_floats(size_t count) {
   size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
   if (bytes == 0) bytes = 64;
+  // Large buffers (workspaces, activations) on 2 MiB boundaries and marked for transparent huge pages:
+  // the kernels sweep megabytes per layer, and 4 KiB pages would cost TLB misses.
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes >= 2 * kHuge) {
+    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = std::aligned_alloc(kHuge, bytes);
+    if (!p) throw std::bad_alloc();
+    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only; failure is harmless
+    return AlignedBuffer(static_cast<float*>(p));
+  }
   void* p = std::aligned_alloc(64, bytes);
   if (!p) throw std::bad_alloc();
   return AlignedBuffer(static_cast<float*>(p));
