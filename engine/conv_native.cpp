@@ -49,7 +49,7 @@ class NativeConv final : public ConvKernel {
         for (int64_t kh = 0; kh < KH; ++kh)
           for (int64_t kw = 0; kw < KW; ++kw)
             wpack_[size_t(oc / kOcb) * per_block + size_t(((kh * IC + ic) * KW + kw) * kOcb + oc % kOcb)] =
-                spec.weight[((oc * IC + ic) * KH + kh) * KW + kw];
+                simd::flush_subnormal(spec.weight[((oc * IC + ic) * KH + kh) * KW + kw]);
     // The activation's in_shift folds into the bias: f(conv + b - s).
     shift_.assign(size_t(blocks_ * kOcb), act_.in_shift);
     for (int64_t oc = 0; oc < OC; ++oc) shift_[size_t(oc)] = act_.in_shift - (spec.bias ? spec.bias[oc] : 0.0f);

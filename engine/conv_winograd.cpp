@@ -130,7 +130,7 @@ class WinogradConv final : public ConvKernel {
             double s = 0;
             for (int k = 0; k < r; ++k) s += gg[size_t(i * r + k)] * tr_.G[size_t(j * r + k)];
             u_[size_t(i * a_ + j) * size_t(blocks_ * IC_ * ocb_) + size_t(((oc / ocb_) * IC_ + ic) * ocb_ + oc % ocb_)] =
-                float(s);
+                simd::flush_subnormal(float(s));
           }
       }
     shift_.assign(size_t(blocks_ * ocb_), act_.in_shift);

@@ -108,3 +108,22 @@ TEST_CASE("native Winograd kernel agrees with the reference kernel", "[winograd]
     CHECK(test::normalised_error(direct, ref) <= 5e-6);  // float32 sums of up to 3136 terms
   }
 }
+
+TEST_CASE("native packs subnormal weights as zero without changing results beyond rounding", "[winograd]") {
+  // Half the weights subnormal (as sparsity penalties can leave them): the packed kernels drop them.
+  for (int64_t k : {3, 7}) {
+    Conv2dParams p = Conv2dParams::square(16, 16, k, 1, k / 2);
+    const Tensor x = test::random_tensor({1, 16, 12, 20}, 21);
+    Tensor wt = test::random_tensor(p.weight_shape(), 22, 0.05f);
+    for (int64_t i = 0; i < wt.numel(); i += 2) wt.data()[i] = (i % 4 ? 1.0f : -1.0f) * 3e-40f;
+    ConvSpec spec{p, wt.data(), nullptr, {ActKind::None}};
+    Tensor ref(p.output_shape(x.shape(), "test")), got(ref.shape()), direct(ref.shape());
+    conv_once(Backend::Reference, spec, x, ref);
+    conv_once(Backend::Native, spec, x, got);
+    spec.allow_winograd = false;
+    conv_once(Backend::Native, spec, x, direct);
+    CAPTURE(k);
+    CHECK(test::normalised_error(got, ref) <= 2e-5);
+    CHECK(test::normalised_error(direct, ref) <= 5e-6);
+  }
+}
