@@ -88,6 +88,15 @@ struct Blocking {
 };
 Blocking blocking_for(int alpha) { return alpha >= 8 ? Blocking{16, 1} : Blocking{8, 3}; }
 
+// acc + c v for a coefficient c that is a compile-time constant once the caller's loops unroll: zero
+// terms vanish and +-1 terms become an addition or a subtraction.
+__attribute__((always_inline)) inline __m512 cfma(float c, __m512 v, __m512 acc) {
+  if (c == 0.0f) return acc;
+  if (c == 1.0f) return _mm512_add_ps(acc, v);
+  if (c == -1.0f) return _mm512_sub_ps(acc, v);
+  return _mm512_fmadd_ps(_mm512_set1_ps(c), v, acc);
+}
+
 class WinogradConv final : public ConvKernel {
  public:
   WinogradConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), in_(in) {
@@ -102,14 +111,7 @@ class WinogradConv final : public ConvKernel {
     ocb_ = bl.ocb;
     vecs_ = bl.vecs;
     blocks_ = (OC_ + ocb_ - 1) / ocb_;
-    for (int i = 0; i < 2 * a_; ++i) at_[i] = float(tr_.AT[size_t(i)]);
-    for (int i = 0; i < P_; ++i) bt_[i] = float(tr_.BT[size_t(i)]);
-    // bt_rows relies on the +p/-p row pairs of B^T; check it for the points in use.
-    for (int k = 1; k + 1 < a_; k += 2)
-      for (int j = 0; j < a_; ++j)
-        if (bt_[(k + 1) * a_ + j] != (j % 2 ? -bt_[k * a_ + j] : bt_[k * a_ + j]))
-          throw BackendError("winograd: B^T rows " + std::to_string(k) + " and " + std::to_string(k + 1) +
-                             " are not a +p/-p pair");
+    if (a_ != 4 && a_ != 6 && a_ != 8) throw BackendError("winograd: no kernel for " + p_.str());
     // U[p][oc][ic] = (G g G^T)[p], computed in double, packed [p][OC/ocb][IC][ocb] for the GEMM's broadcasts.
     u_ = aligned_floats(size_t(P_) * size_t(blocks_ * IC_ * ocb_));
     std::fill(u_.get(), u_.get() + size_t(P_) * size_t(blocks_ * IC_ * ocb_), 0.0f);
@@ -233,11 +235,25 @@ class WinogradConv final : public ConvKernel {
   // 2q of B^T), whose rows differ only in the sign of their odd-j coefficients: with E and O the sums over
   // even and odd j of the +p row, the two rows are E + O and E - O, which saves a third of the FMAs.
   template <int A>
-  void bt_rows(const __m512 (&in)[A], __m512 (&out)[A]) const {
-    auto dot = [&](int k, int j0, int step) {
-      __m512 s = _mm512_mul_ps(_mm512_set1_ps(bt_[k * A + j0]), in[j0]);
+  __attribute__((always_inline)) void bt_rows(const __m512 (&in)[A], __m512 (&out)[A]) const {
+    constexpr std::array<float, A * A> bt = WinogradConst<A>::BT;
+    // sum over j = j0, j0 + step, ... of bt[k][j] in[j], with the constant coefficients folded: zero terms
+    // vanish, +-1 terms are additions.
+    auto dot = [&](int k, int j0, int step) __attribute__((always_inline)) {
+      __m512 s = _mm512_setzero_ps();
+      bool first = true;
 #pragma GCC unroll 8
-      for (int j = j0 + step; j < A; j += step) s = _mm512_fmadd_ps(_mm512_set1_ps(bt_[k * A + j]), in[j], s);
+      for (int j = j0; j < A; j += step) {
+        const float c = bt[size_t(k * A + j)];
+        if (c == 0.0f) continue;
+        if (c == 1.0f)
+          s = first ? in[j] : _mm512_add_ps(s, in[j]);
+        else if (c == -1.0f)
+          s = first ? _mm512_sub_ps(_mm512_setzero_ps(), in[j]) : _mm512_sub_ps(s, in[j]);
+        else
+          s = first ? _mm512_mul_ps(_mm512_set1_ps(c), in[j]) : _mm512_fmadd_ps(_mm512_set1_ps(c), in[j], s);
+        first = false;
+      }
       return s;
     };
     out[0] = dot(0, 0, 1);
@@ -328,6 +344,7 @@ class WinogradConv final : public ConvKernel {
   // 16 tiles of one output channel: y = A^T M A (2 x 2 per tile), bias, activation, interleaved store.
   template <int A>
   void output_transform(const float* m, int64_t p_stride, float* y, int64_t ty, int64_t tx0, int64_t oc) const {
+    constexpr std::array<float, 2 * A> at = WinogradConst<A>::AT;
     __m512 t[A][2];  // [xi][j] = sum_nu M[xi][nu] AT[j][nu]
 #pragma GCC unroll 8
     for (int xi = 0; xi < A; ++xi) {
@@ -335,8 +352,8 @@ class WinogradConv final : public ConvKernel {
 #pragma GCC unroll 8
       for (int nu = 0; nu < A; ++nu) {
         const __m512 mv = _mm512_loadu_ps(m + (xi * A + nu) * p_stride);
-        s0 = _mm512_fmadd_ps(_mm512_set1_ps(at_[nu]), mv, s0);
-        s1 = _mm512_fmadd_ps(_mm512_set1_ps(at_[A + nu]), mv, s1);
+        s0 = cfma(at[size_t(nu)], mv, s0);
+        s1 = cfma(at[size_t(A + nu)], mv, s1);
       }
       t[xi][0] = s0;
       t[xi][1] = s1;
@@ -355,9 +372,8 @@ class WinogradConv final : public ConvKernel {
       __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();  // output columns 0 and 1 of the 16 tiles
 #pragma GCC unroll 8
       for (int xi = 0; xi < A; ++xi) {
-        const __m512 c = _mm512_set1_ps(at_[i * A + xi]);
-        c0 = _mm512_fmadd_ps(c, t[xi][0], c0);
-        c1 = _mm512_fmadd_ps(c, t[xi][1], c1);
+        c0 = cfma(at[size_t(i * A + xi)], t[xi][0], c0);
+        c1 = cfma(at[size_t(i * A + xi)], t[xi][1], c1);
       }
       if (vector_act_) {
         c0 = simd::act_ps(act_, c0, sin, sout);
@@ -382,7 +398,6 @@ class WinogradConv final : public ConvKernel {
   Shape in_, out_;
   WinogradTransforms tr_;
   int a_ = 0, P_ = 0;
-  float at_[16] = {}, bt_[64] = {};
   int ocb_ = 8, vecs_ = 1;
   int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0;
   AlignedBuffer u_;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
+#include <type_traits>
 
 #include "engine/conv.h"
 #include "engine/winograd.h"
@@ -126,4 +127,16 @@ TEST_CASE("native packs subnormal weights as zero without changing results beyon
     CHECK(test::normalised_error(got, ref) <= 2e-5);
     CHECK(test::normalised_error(direct, ref) <= 5e-6);
   }
+}
+
+TEST_CASE("the kernels' compile-time transforms equal the constructed ones", "[winograd]") {
+  auto check = [](auto tag, int r) {
+    constexpr int A = decltype(tag)::value;
+    const WinogradTransforms t = winograd_transforms(2, r);
+    for (int i = 0; i < A * A; ++i) CHECK(WinogradConst<A>::BT[size_t(i)] == float(t.BT[size_t(i)]));
+    for (int i = 0; i < 2 * A; ++i) CHECK(WinogradConst<A>::AT[size_t(i)] == float(t.AT[size_t(i)]));
+  };
+  check(std::integral_constant<int, 4>{}, 3);
+  check(std::integral_constant<int, 6>{}, 5);
+  check(std::integral_constant<int, 8>{}, 7);
 }
