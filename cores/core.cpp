@@ -34,18 +34,32 @@ Shape concat_shape(const std::vector<Shape>& parts, const std::string& what) {
 
 // ---- Core -------------------------------------------------------------------------------------------
 
+std::vector<std::vector<size_t>> Core::block_sources() const {
+  // Block 0 reads the core's input; block b > 0 the previous block's output or, with skip > 1, the
+  // channel concatenation of the last min(skip, b) blocks' outputs, oldest first.
+  std::vector<std::vector<size_t>> src(blocks_.size());
+  for (size_t b = 1; b < blocks_.size(); ++b) {
+    const size_t m = skip_ > 1 ? std::min<size_t>(size_t(skip_), b) : 1;
+    for (size_t k = b - m; k < b; ++k) src[b].push_back(k);
+  }
+  return src;
+}
+
 Shape Core::output_shape(const Shape& in) const {
   if (in.rank() != 4) throw ShapeError(std::string(type()) + ": input must be NCHW (rank 4), got " + in.str());
+  if (in[0] <= 0 || in[2] <= 0 || in[3] <= 0)
+    throw ShapeError(std::string(type()) + ": input " + in.str() + ": batch, height and width must be positive");
   if (in[1] != input_channels_)
     throw ShapeError(std::string(type()) + ": input " + in.str() + " has " + std::to_string(in[1]) +
                      " channels, the core takes " + std::to_string(input_channels_));
+  const auto src = block_sources();
   std::vector<Shape> outs;
   for (size_t b = 0; b < blocks_.size(); ++b) {
     Shape bin = in;
     if (b > 0) {
-      const size_t m = skip_ > 1 ? std::min<size_t>(size_t(skip_), b) : 1;
-      std::vector<Shape> parts(outs.end() - long(m), outs.end());
-      bin = concat_shape(parts, blocks_[b]->name() + " (skip input)");
+      std::vector<Shape> parts;
+      for (size_t k : src[b]) parts.push_back(outs[k]);
+      bin = concat_shape(parts, blocks_[b]->label() + " (skip input)");
     }
     outs.push_back(blocks_[b]->output_shape(bin));
   }
@@ -63,14 +77,21 @@ WeightSpec Core::weight_spec() const {
 
 void Core::load(const StateDict& sd) {
   weight_spec().check(sd, type());
+  // Value checks (a negative variance, a Hermite basis that disagrees) happen inside the layers' load,
+  // after earlier blocks took their new weights: a load that fails leaves the core unusable until a load
+  // or init succeeds, rather than running a mix of two state_dicts. Existing plans are unaffected (they
+  // own copies of their weights).
+  prepared_ = false;
+  failed_load_ = sd.source();
   for (const auto& b : blocks_) b->load(sd);
   after_load(sd);
-  prepared_ = false;
+  failed_load_.clear();
 }
 
 void Core::init(uint64_t seed) {
   Rng rng(seed);
   for (const auto& b : blocks_) b->init(rng);
+  failed_load_.clear();
   prepared_ = false;
 }
 
@@ -81,50 +102,69 @@ StateDict Core::state_dict() const {
 }
 
 void Core::prepare(const EngineOptions& opt) {
+  if (!failed_load_.empty())
+    throw WeightError(std::string(type()) + ": loading " + failed_load_ +
+                      " failed part-way; load a state_dict (or init) successfully before prepare()");
   opt_ = opt;
   for (const auto& b : blocks_) prepare_layer(*b, opt);
   prepared_ = true;
 }
 
+namespace {
+
+// Sets this thread's OpenMP thread count for a scope (n > 0) and restores it after.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int n) : saved_(omp_get_max_threads()), set_(n > 0) {
+    if (set_) omp_set_num_threads(n);
+  }
+  ~ThreadScope() {
+    if (set_) omp_set_num_threads(saved_);
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int saved_;
+  bool set_;
+};
+
+}  // namespace
+
 std::unique_ptr<Plan> Core::plan(const Shape& in) const {
   if (!prepared_) throw BackendError(std::string(type()) + ": plan() before prepare()");
   auto p = std::unique_ptr<Plan>(new Plan());
+  p->type_ = type();
   p->in_ = in;
   p->out_ = output_shape(in);  // validates the whole wiring first, with messages naming blocks
   p->threads_ = opt_.threads;
-  // Kernels size their thread teams and per-thread scratch when made: make them under the plan's count.
-  struct ThreadScope {
-    int saved = omp_get_max_threads();
-    explicit ThreadScope(int n) {
-      if (n > 0) omp_set_num_threads(n);
-    }
-    ~ThreadScope() { omp_set_num_threads(saved); }
-  } scope(opt_.threads);
-  p->skip_ = skip_;
+  // Kernels and ops size their thread teams and per-thread scratch when made: make them under the plan's
+  // count.
+  ThreadScope scope(opt_.threads);
   p->ring_ = int(skip_ > 1 ? skip_ : 1) + 1;
+  p->sources_ = block_sources();
   const size_t nb = blocks_.size();
   p->out_offsets_.assign(nb, {});
-  {
-    int64_t off = 0;
-    std::vector<Shape> outs;
-    for (size_t b = 0; b < nb; ++b) {
-      Shape bin = in;
-      if (b > 0) {
-        const size_t m = skip_ > 1 ? std::min<size_t>(size_t(skip_), b) : 1;
-        bin = concat_shape(std::vector<Shape>(outs.end() - long(m), outs.end()), blocks_[b]->name());
-        if (m > 1) p->concat_floats_ = std::max(p->concat_floats_, size_t(bin.numel()));
-      }
-      auto op = blocks_[b]->plan(bin, opt_);
-      outs.push_back(op->out_shape);
-      p->block_scratch_ = std::max(p->block_scratch_, op->scratch_floats());
-      p->names_.push_back(blocks_[b]->name());
-      p->block_out_.push_back(op->out_shape);
-      p->blocks_.push_back(std::move(op));
+  for (size_t b = 0; b < nb; ++b) {
+    Shape bin = in;
+    if (b > 0) {
+      bin = p->block_out_[p->sources_[b][0]];
+      bin[1] = 0;
+      for (size_t k : p->sources_[b]) bin[1] += p->block_out_[k][1];
+      if (p->sources_[b].size() > 1) p->concat_floats_ = std::max(p->concat_floats_, size_t(bin.numel()));
     }
-    for (int64_t i : stack_) {
-      p->out_offsets_[size_t(i)].push_back(off);
-      off += outs[size_t(i)][1];
-    }
+    p->block_in_.push_back(bin);
+    auto op = blocks_[b]->plan(bin, opt_);
+    op->name = blocks_[b]->label();
+    p->block_scratch_ = std::max(p->block_scratch_, op->scratch_floats());
+    p->names_.push_back(blocks_[b]->name());
+    p->block_out_.push_back(op->out_shape);
+    p->blocks_.push_back(std::move(op));
+  }
+  int64_t off = 0;
+  for (int64_t i : stack_) {
+    p->out_offsets_[size_t(i)].push_back(off);
+    off += p->block_out_[size_t(i)][1];
   }
   p->slot_.assign(nb, -1);
   for (size_t b = 0; b < nb; ++b)
@@ -149,6 +189,7 @@ Workspace Plan::make_workspace() const {
   auto st = std::make_unique<CoreState>();
   for (const auto& b : blocks_) st->blocks.push_back(b->make_state());
   ws.state = std::move(st);
+  ws.owner = this;
   return ws;
 }
 
@@ -162,13 +203,14 @@ double Plan::block_conv_flops(size_t i) const { return blocks_.at(i)->conv_flops
 
 void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const {
   if (in.shape() != in_)
-    throw ShapeError("core input " + in.shape().str() + " does not match the planned shape " + in_.str());
+    throw ShapeError(type_ + ": core input " + in.shape().str() + " does not match the planned shape " + in_.str());
   if (out.shape() != out_)
-    throw ShapeError("core output " + out.shape().str() + " does not match the planned shape " + out_.str());
-  auto* st = dynamic_cast<CoreState*>(ws.state.get());
-  if (!ws.scratch || !st || st->blocks.size() != blocks_.size())
-    throw BackendError("workspace was not made by this plan (use Plan::make_workspace)");
-  if (threads_ > 0) omp_set_num_threads(threads_);  // this thread's ICV only
+    throw ShapeError(type_ + ": core output " + out.shape().str() + " does not match the planned shape " + out_.str());
+  if (ws.owner != this || !ws.scratch || !ws.state)
+    throw BackendError(type_ + ": the workspace was not made by this plan (use its make_workspace())");
+  auto* st = static_cast<CoreState*>(ws.state.get());
+  // Kernels were made for the plan's thread count; the oneDNN backend also reads this thread's setting.
+  ThreadScope scope(threads_);
 
   float* ring = ws.scratch.get();
   float* concat = ring + size_t(ring_) * round_floats(slot_floats_);
@@ -182,21 +224,15 @@ void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) c
     Tensor bin;
     if (b == 0) {
       bin = in;
-    } else {
-      const size_t m = skip_ > 1 ? std::min<size_t>(size_t(skip_), b) : 1;
-      if (m == 1) {
-        bin = output_of(b - 1);
-      } else {
-        Shape s = block_out_[b - m];
-        s[1] = 0;
-        for (size_t k = b - m; k < b; ++k) s[1] += block_out_[k][1];
-        bin = Tensor::wrap(concat, s);
-        int64_t c = 0;
-        for (size_t k = b - m; k < b; ++k) {
-          Tensor part = bin.channels(c, block_out_[k][1]);
-          part.copy_from(output_of(k));
-          c += block_out_[k][1];
-        }
+    } else if (sources_[b].size() == 1) {
+      bin = output_of(sources_[b][0]);
+    } else {  // skip > 1: concatenate the sources' outputs
+      bin = Tensor::wrap(concat, block_in_[b]);
+      int64_t c = 0;
+      for (size_t k : sources_[b]) {
+        Tensor part = bin.channels(c, block_out_[k][1]);
+        part.copy_from(output_of(k));
+        c += block_out_[k][1];
       }
     }
     Tensor dst = output_of(b);

@@ -30,7 +30,8 @@ class Plan {
   // Memory and state for one thread; reuse it for every run on that thread.
   Workspace make_workspace() const;
   // Runs the core. `in` and `out` must have the planned shapes (out may be a view); throws ShapeError
-  // otherwise. Allocates nothing (given a workspace from make_workspace()).
+  // otherwise, and BackendError for a workspace another plan made. Allocates nothing on the reference,
+  // gemm and native backends (oneDNN allocates inside its own execute).
   void run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap = nullptr) const;
   // Convenience: allocates the output and a workspace.
   Tensor run(const Tensor& in, const TapFn* tap = nullptr) const;
@@ -44,17 +45,18 @@ class Plan {
 
  private:
   friend class Core;
+  std::string type_;  // the core's class name, for messages
   Shape in_, out_;
   int threads_ = 0;
   std::vector<std::string> names_;
   std::vector<std::unique_ptr<Op>> blocks_;
-  std::vector<Shape> block_out_;
+  std::vector<Shape> block_in_, block_out_;
+  std::vector<std::vector<size_t>> sources_;       // per block: the blocks whose outputs form its input
   // Wiring.
   std::vector<std::vector<int64_t>> out_offsets_;  // per block: channel offsets in the output (one per stack entry)
   std::vector<int> slot_;                          // per block: ring slot, or -1 if written into the output
   int ring_ = 0;
   size_t slot_floats_ = 0, concat_floats_ = 0, block_scratch_ = 0;
-  int64_t skip_ = 0;
 };
 
 class Core {
@@ -93,6 +95,8 @@ class Core {
   Core() = default;
   // Validation hook run after load (e.g. Hermite basis checks); default none.
   virtual void after_load(const StateDict& sd) {}
+  // Per block, the earlier blocks whose outputs (concatenated along channels) form its input.
+  std::vector<std::vector<size_t>> block_sources() const;
 
   int64_t input_channels_ = 0;
   std::vector<std::unique_ptr<Sequential>> blocks_;
@@ -103,6 +107,7 @@ class Core {
  private:
   EngineOptions opt_;
   bool prepared_ = false;
+  std::string failed_load_;  // the source of a load that failed part-way (the core is unusable until fixed)
 };
 
 }  // namespace npcore

@@ -151,6 +151,25 @@ Stacked2dOptions parse_stacked2d_options(ConfigReader& r, const Stacked2dDefault
     o.se_reduction = r.get_int("se_reduction", 32);
     if (o.se_reduction <= 0) r.fail("se_reduction", "must be positive");
   }
+  // Upper bounds far beyond any real core, so that absurd values fail here with a message rather than as
+  // an allocation of petabytes later.
+  auto at_most = [&](const char* key, int64_t value, int64_t limit) {
+    if (value > limit) r.fail(key, "is too large (at most " + std::to_string(limit) + ")");
+  };
+  at_most("input_channels", o.input_channels, 65536);
+  at_most("layers", o.layers, 1024);
+  for (int64_t h : o.hidden_channels) at_most("hidden_channels", h, 65536);
+  at_most("input_kern", o.input_kern, 1024);
+  for (size_t i = 0; i + 1 < L; ++i) at_most("hidden_kern", o.hidden_kern[i], 1024);
+  at_most("skip", o.skip, 1024);
+  at_most("stride", o.stride, 65536);
+  at_most("input_stride", o.input_stride, 65536);
+  at_most("hidden_dilation", o.hidden_dilation, 65536);
+  if (o.hidden_padding) {
+    at_most("hidden_padding", o.hidden_padding->first, 65536);
+    at_most("hidden_padding", o.hidden_padding->second, 65536);
+  }
+  if (d.se) at_most("se_reduction", o.se_reduction, 1 << 20);
   // Training-only arguments: accepted, no effect on inference.
   for (const char* k : {"gamma_hidden", "gamma_input", "momentum", "laplace_padding", "input_regularizer", "use_avg_reg"})
     r.ignore(k);
@@ -168,14 +187,14 @@ void Stacked2dCore::set_common_wiring() {
   ignored_ = {"_input_weights_regularizer."};
 }
 
-void Stacked2dCore::add_norm_layers(Sequential& layer, int64_t l, int64_t repeat) const {
+void Stacked2dCore::add_norm_layers(Sequential& layer, int64_t l, int64_t rotations) const {
   const size_t i = size_t(l);
   if (!o_.batch_norm[i]) return;
   const int64_t c = o_.hidden_channels[i];
   const bool bias = o_.bias[i], scale = o_.batch_norm_scale[i];
-  layer.add(std::make_unique<BatchNorm2d>(layer.key("norm"), c, bias && scale, 1e-5, repeat));
-  if (bias && !scale) layer.add(std::make_unique<Bias2d>(layer.key("bias"), c, repeat));
-  if (!bias && scale) layer.add(std::make_unique<Scale2d>(layer.key("scale"), c, repeat));
+  layer.add(std::make_unique<BatchNorm2d>(layer.key("norm"), c, bias && scale, 1e-5, rotations));
+  if (bias && !scale) layer.add(std::make_unique<Bias2d>(layer.key("bias"), c, rotations));
+  if (!bias && scale) layer.add(std::make_unique<Scale2d>(layer.key("scale"), c, rotations));
 }
 
 void Stacked2dCore::add_activation(Sequential& layer, int64_t l) const {
@@ -214,7 +233,9 @@ Stacked2dCore::Stacked2dCore(const Stacked2dOptions& o) : o_(o) {
     if (o_.depth_separable) {
       layer->add(std::make_unique<DepthSeparableConv2d>(layer->key("ds_conv"), in, p));
     } else if (o_.attention_conv) {
-      if (ph != pw) throw ConfigError("features.layer" + std::to_string(l) + ": AttentionConv needs square padding");
+      if (ph != pw)
+        throw ConfigError("features.layer" + std::to_string(l) + ": AttentionConv needs square padding, got " +
+                          std::to_string(ph) + " x " + std::to_string(pw));
       layer->add(std::make_unique<AttentionConv>(layer->key("attention_conv"), in, out, k, o_.stride, ph, 1, true));
     } else {
       layer->add(std::make_unique<Conv2d>(layer->key("conv"), p));

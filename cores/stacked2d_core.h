@@ -48,9 +48,9 @@ class Stacked2dCore : public Core {
   // For subclasses that build their own layers (RotationEquivariant2dCore).
   struct NoBuild {};
   Stacked2dCore(const Stacked2dOptions& o, NoBuild);
-  // Appends norm / bias / scale for layer l (add_bn_layer upstream); `repeat` > 1 makes them
-  // rotation-equivariant (parameters shared by `repeat` rotations of each channel).
-  void add_norm_layers(Sequential& layer, int64_t l, int64_t repeat = 1) const;
+  // Appends norm / bias / scale for layer l (add_bn_layer upstream); rotations R >= 1 makes them
+  // rotation-equivariant (parameters shared by the R rotations of each feature).
+  void add_norm_layers(Sequential& layer, int64_t l, int64_t rotations = 0) const;
   // Appends the nonlinearity for layer l, if it gets one.
   void add_activation(Sequential& layer, int64_t l) const;
   // Adds the state_dict prefixes that neuralpredictors stores but inference ignores.

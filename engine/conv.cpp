@@ -41,6 +41,10 @@ void Conv2dParams::validate(const std::string& where) const {
   if (groups <= 0) fail("groups must be positive");
   if (in_channels % groups || out_channels % groups)
     fail("in_channels and out_channels must be divisible by groups");
+  const int64_t big = int64_t(1) << 20;
+  if (in_channels > big || out_channels > big || kernel_h > 4096 || kernel_w > 4096 || stride_h > big ||
+      stride_w > big || pad_h > big || pad_w > big || dilation_h > big || dilation_w > big)
+    fail("a size is beyond the engine's limits (channels, strides, padding, dilation <= 2^20; kernel <= 4096)");
 }
 
 Shape Conv2dParams::output_shape(const Shape& in, const std::string& where) const {

@@ -25,6 +25,7 @@
 
 #include "engine/conv.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 
 #if !EIGEN_VERSION_AT_LEAST(3, 4, 0) || EIGEN_VERSION_AT_LEAST(3, 5, 0)
 #error "conv_gemm.cpp calls Eigen 3.4's internal general_matrix_matrix_product; check its signature"
@@ -84,7 +85,7 @@ class GemmConv final : public ConvKernel {
     bias_.assign(size_t(p_.out_channels), 0.0f);
     if (spec.bias) std::copy_n(spec.bias, p_.out_channels, bias_.begin());
 
-    threads_ = std::max(1, omp_get_max_threads());
+    threads_ = planned_threads();
     tile_ = choose_tile();
     tiles_ = (P_ + tile_ - 1) / tile_;
 
@@ -106,15 +107,8 @@ class GemmConv final : public ConvKernel {
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Gemm, p_, in_, out_, in, out);
     const int64_t jobs = in_[0] * p_.groups * tiles_;
-    // One OpenMP team, never nested; no region at all when it would hold one thread (libgomp allocates a
-    // team for every single-thread region).
-    if (threads_ > 1 && jobs > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(dynamic) num_threads(threads_)
-      for (int64_t job = 0; job < jobs; ++job)
-        run_job(in, out, job, scratch + omp_get_thread_num() * thread_floats());
-    } else {
-      for (int64_t job = 0; job < jobs; ++job) run_job(in, out, job, scratch);
-    }
+    parallel_for_dynamic(jobs, threads_,
+                         [&](int64_t job) { run_job(in, out, job, scratch + omp_get_thread_num() * thread_floats()); });
   }
 
  private:

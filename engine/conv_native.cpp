@@ -14,6 +14,7 @@
 
 #include "engine/conv.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "engine/winograd.h"
 
 #if defined(__AVX512F__)
@@ -59,7 +60,7 @@ class NativeConv final : public ConvKernel {
     const int64_t OW = out_[3];
     rows_ = std::max(in[2] + 2 * p_.pad_h, (out_[2] - 1) + (KH - 1) * p_.dilation_h + 1);
     row_ = ((std::max(in[3] + 2 * p_.pad_w, (OW + 15) / 16 * 16 + (KW - 1) * p_.dilation_w) + 15) / 16) * 16;
-    threads_ = std::max(1, omp_get_max_threads());
+    threads_ = planned_threads();
   }
 
   Backend backend() const override { return Backend::Native; }
@@ -93,26 +94,13 @@ class NativeConv final : public ConvKernel {
         std::memset(d + p_.pad_w + W, 0, sizeof(float) * size_t(row_ - p_.pad_w - W));
       }
     };
-    if (parallel(rows_)) {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
-    } else {
-      for (int64_t r = 0; r < rows_; ++r) padded_row(r);
-    }
+    parallel_for(rows_, threads_, padded_row);
   }
-
-  // One OpenMP team, never nested, and no region for one thread (libgomp allocates for each such team).
-  bool parallel(int64_t jobs) const { return threads_ > 1 && jobs > 1 && !omp_in_parallel(); }
 
   void compute_image(const float* buf, float* y) const {
     const int64_t OH = out_[2], jobs = OH * blocks_;
     // Rows outermost: a thread's jobs cover whole rows, so its input rows stay in its cache.
-    if (parallel(jobs)) {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-      for (int64_t j = 0; j < jobs; ++j) row_job(buf, y, j / blocks_, j % blocks_);
-    } else {
-      for (int64_t j = 0; j < jobs; ++j) row_job(buf, y, j / blocks_, j % blocks_);
-    }
+    parallel_for(jobs, threads_, [&](int64_t j) { row_job(buf, y, j / blocks_, j % blocks_); });
   }
 
   // Output row oh of channels [8b, 8b + 8), in tiles of 3 vectors (48 pixels); a remainder of one vector

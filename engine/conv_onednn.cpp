@@ -19,6 +19,7 @@
 
 #include "engine/conv.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 
 namespace npcore {
 namespace {
@@ -66,7 +67,8 @@ struct OneDnnState final : RunState {
 
 class OneDnnConv final : public ConvKernel {
  public:
-  OneDnnConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), in_(in) {
+  OneDnnConv(const ConvSpec& spec, const Shape& in)
+      : p_(spec.params), act_(spec.act), in_(in), threads_(planned_threads()) {
     out_ = p_.output_shape(in, "onednn conv");
     post_op_act_ = act_as_post_op(act_.kind);
     try {
@@ -107,14 +109,8 @@ class OneDnnConv final : public ConvKernel {
 
     if (!post_op_act_) {
       const int64_t N = out_[0], C = out_[1], plane = out_[2] * out_[3];
-      // One team over planes; no region when it would hold one thread (libgomp allocates a team for each).
-      if (N * C > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-        for (int64_t job = 0; job < N * C; ++job)
-          apply_activation(act_, out.image(job / C) + job % C * plane, plane);
-      } else {
-        for (int64_t n = 0; n < N; ++n) apply_activation(act_, out.image(n), C * plane);
-      }
+      parallel_for(N * C, threads_,
+                   [&](int64_t job) { apply_activation(act_, out.image(job / C) + job % C * plane, plane); });
     }
   }
 
@@ -252,6 +248,7 @@ class OneDnnConv final : public ConvKernel {
   Activation act_;
   Shape in_, out_;
   bool post_op_act_ = true, has_bias_ = false;
+  int threads_ = 1;
   dnnl::primitive_attr attr_;
   dnnl::convolution_forward::primitive_desc pd_, pd1_;  // batch N, and batch 1 for strided views
   dnnl::convolution_forward prim_, prim1_;

@@ -7,6 +7,7 @@
 
 #include "engine/conv.h"
 #include "engine/error.h"
+#include "engine/parallel.h"
 
 namespace npcore {
 namespace {
@@ -17,7 +18,7 @@ class ReferenceConv final : public ConvKernel {
     out_ = p_.output_shape(in, "reference conv");
     weight_.assign(spec.weight, spec.weight + p_.weight_shape().numel());
     if (spec.bias) bias_.assign(spec.bias, spec.bias + p_.out_channels);
-    threads_ = omp_get_max_threads();
+    threads_ = planned_threads();
   }
 
   Backend backend() const override { return Backend::Reference; }
@@ -33,8 +34,7 @@ class ReferenceConv final : public ConvKernel {
     const int64_t KH = p_.kernel_h, KW = p_.kernel_w;
     double* planes = reinterpret_cast<double*>(scratch);
 
-#pragma omp parallel for schedule(dynamic) num_threads(threads_)
-    for (int64_t job = 0; job < N * OC; ++job) {
+    parallel_for_dynamic(N * OC, threads_, [&](int64_t job) {
       const int64_t n = job / OC, oc = job % OC, g = oc / ocg;
       double* acc = planes + size_t(omp_get_thread_num()) * size_t(OH * OW);
       std::fill(acc, acc + OH * OW, bias_.empty() ? 0.0 : double(bias_[oc]));
@@ -63,7 +63,7 @@ class ReferenceConv final : public ConvKernel {
       float* y = out.image(n) + oc * OH * OW;
       for (int64_t i = 0; i < OH * OW; ++i) y[i] = float(acc[i]);
       if (!act_.is_identity()) apply_activation(act_, y, OH * OW);
-    }
+    });
   }
 
  private:

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "engine/winograd.h"
 
 #if defined(__AVX512F__)
@@ -142,7 +143,7 @@ class WinogradConv final : public ConvKernel {
     TW_ = (out_[3] + 1) / 2;
     const int64_t tw_vecs = (TW_ + 15) / 16;
     row_blocks_ = (tw_vecs + vecs_ - 1) / vecs_;
-    threads_ = std::max(1, omp_get_max_threads());
+    threads_ = planned_threads();
   }
 
   Backend backend() const override { return Backend::Native; }
@@ -161,13 +162,9 @@ class WinogradConv final : public ConvKernel {
     for (int64_t n = 0; n < in_[0]; ++n) {
       const float* buf = in.image(n);
       const int64_t jobs = TH_ * row_blocks_;
-      if (parallel(jobs)) {
-#pragma omp parallel for schedule(static) num_threads(threads_)
-        for (int64_t j = 0; j < jobs; ++j)
-          block(buf, out.image(n), j / row_blocks_, j % row_blocks_, per_thread + omp_get_thread_num() * thread_floats());
-      } else {
-        for (int64_t j = 0; j < jobs; ++j) block(buf, out.image(n), j / row_blocks_, j % row_blocks_, per_thread);
-      }
+      parallel_for(jobs, threads_, [&](int64_t j) {
+        block(buf, out.image(n), j / row_blocks_, j % row_blocks_, per_thread + omp_get_thread_num() * thread_floats());
+      });
     }
   }
 
@@ -178,8 +175,6 @@ class WinogradConv final : public ConvKernel {
   // than P*T floats: a multiple of 4 KiB would put every channel of a point in the same L1 set.
   int64_t v_stride() const { return P_ * vecs_ * 16 + 16; }
   int64_t m_stride() const { return P_ * vecs_ * 16 + 16; }
-
-  bool parallel(int64_t jobs) const { return threads_ > 1 && jobs > 1 && !omp_in_parallel(); }
 
   // Tile row ty, tiles [16 vecs_ rb, 16 vecs_ (rb + 1)) of it; x is one image [IC, H, W].
   void block(const float* x, float* y, int64_t ty, int64_t rb, float* scratch) const {

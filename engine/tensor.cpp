@@ -15,13 +15,21 @@ Shape::Shape(std::initializer_list<int64_t> dims) {
 }
 
 void Shape::push_back(int64_t v) {
-  if (rank_ == kMaxRank) throw ShapeError("shape: rank above " + std::to_string(kMaxRank));
+  if (rank_ == kMaxRank)
+    throw ShapeError("shape " + str() + ": cannot add a dimension, the rank limit is " + std::to_string(kMaxRank));
   d_[rank_++] = v;
 }
 
 int64_t Shape::numel() const {
+  // Checked: a configuration or file with absurd sizes must fail here, not wrap around to a small
+  // allocation that is then overrun.
   int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= d_[i];
+  for (int i = 0; i < rank_; ++i) {
+    if (d_[i] < 0) throw ShapeError("shape " + str() + ": negative dimension");
+    if (d_[i] != 0 && n > (int64_t(1) << 62) / d_[i])
+      throw ShapeError("shape " + str() + ": more than 2^62 elements");
+    n *= d_[i];
+  }
   return n;
 }
 
@@ -44,6 +52,7 @@ std::string Shape::str() const {
 void AlignedFree::operator()(void* p) const { std::free(p); }
 
 AlignedBuffer aligned_floats(size_t count) {
+  if (count > (size_t(1) << 60) / sizeof(float)) throw std::bad_alloc();
   size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
   if (bytes == 0) bytes = 64;
   // Large buffers (workspaces, activations) on 2 MiB boundaries and marked for transparent huge pages:

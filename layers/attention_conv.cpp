@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "engine/rng.h"
 #include "layers/batch_norm2d.h"
 #include "weights/state_dict.h"
@@ -19,8 +20,9 @@ struct AttentionState final : RunState {
 class AttentionOp final : public Op {
  public:
   std::unique_ptr<Op> q, k, v;  // 1x1 convs: q on the input, k and v on the padded input
-  Tensor rel_h, rel_w;  // [C/2, K] each
+  Tensor rel_h, rel_w;  // [C/2, K] each, copies owned by the plan
   int64_t C = 0, K = 0, pad = 0;
+  int threads = 1;
 
   // padded input | q | k | v | conv scratch
   size_t padded_floats() const { return round_floats(size_t(k->in_shape.numel())); }
@@ -39,7 +41,9 @@ class AttentionOp final : public Op {
   }
   double conv_flops() const override { return q->conv_flops() + k->conv_flops() + v->conv_flops(); }
 
-  void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
+
+ protected:
+  void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
     auto* st = static_cast<AttentionState*>(state);
     const int64_t N = in.dim(0), Cin = in.dim(1), H = in.dim(2), W = in.dim(3);
     const int64_t Hp = H + 2 * pad, Wp = W + 2 * pad;
@@ -48,12 +52,20 @@ class AttentionOp final : public Op {
     Tensor ko = Tensor::wrap(qo.data() + q_floats(), k->out_shape);
     Tensor vo = Tensor::wrap(ko.data() + kv_floats(), v->out_shape);
     float* conv_scratch = vo.data() + kv_floats();
-    // [N, Cin, H, W] -> zero-padded [N, Cin, Hp, Wp]
-    padded.fill(0.0f);
+    // [N, Cin, H, W] -> zero-padded [N, Cin, Hp, Wp]: each padded row written once, borders as zeros.
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < Cin; ++c)
-        for (int64_t h = 0; h < H; ++h)
-          std::copy_n(in.image(n) + (c * H + h) * W, W, padded.image(n) + (c * Hp + h + pad) * Wp + pad);
+        for (int64_t hp = 0; hp < Hp; ++hp) {
+          float* row = padded.image(n) + (c * Hp + hp) * Wp;
+          const int64_t h = hp - pad;
+          if (h < 0 || h >= H) {
+            std::fill(row, row + Wp, 0.0f);
+            continue;
+          }
+          std::fill(row, row + pad, 0.0f);
+          std::copy_n(in.image(n) + (c * H + h) * W, W, row + pad);
+          std::fill(row + pad + W, row + Wp, 0.0f);
+        }
     q->run(in, qo, conv_scratch, st->q.get());
     k->run(padded, ko, conv_scratch, st->k.get());
     v->run(padded, vo, conv_scratch, st->v.get());
@@ -61,9 +73,9 @@ class AttentionOp final : public Op {
     const int64_t half = C / 2;
     const float* rh = rel_h.data();
     const float* rw = rel_w.data();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
+    parallel_for(N * C, threads, [&](int64_t job) {
+      const int64_t n = job / C, c = job % C;
+      {
         const float* qp = qo.image(n) + c * H * W;
         const float* kp = ko.image(n) + c * Hp * Wp;
         const float* vp = vo.image(n) + c * Hp * Wp;
@@ -91,6 +103,7 @@ class AttentionOp final : public Op {
             op[h * W + w] = acc;
           }
       }
+    });
   }
 };
 
@@ -171,7 +184,7 @@ void AttentionConv::prepare(const EngineOptions& opt) {
   value_.prepare(opt);
 }
 
-std::unique_ptr<Op> AttentionConv::plan(const Shape& in, const EngineOptions& opt) const {
+std::unique_ptr<Op> AttentionConv::make_op(const Shape& in, const EngineOptions& opt) const {
   Shape out = output_shape(in);
   auto op = std::make_unique<AttentionOp>();
   op->in_shape = in;
@@ -179,8 +192,9 @@ std::unique_ptr<Op> AttentionConv::plan(const Shape& in, const EngineOptions& op
   op->C = out_;
   op->K = k_;
   op->pad = pad_;
-  op->rel_h = rel_h_;
-  op->rel_w = rel_w_;
+  op->rel_h = rel_h_.clone();
+  op->rel_w = rel_w_.clone();
+  op->threads = planned_threads();
   op->q = query_.plan(in, opt);
   op->k = key_.plan({in[0], in[1], in[2] + 2 * pad_, in[3] + 2 * pad_}, opt);
   op->v = value_.plan({in[0], in[1], in[2] + 2 * pad_, in[3] + 2 * pad_}, opt);

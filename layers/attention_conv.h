@@ -20,7 +20,7 @@ class AttentionConv : public Layer {
   void init(Rng& rng) override;
   void save(StateDict& sd) const override;
   void prepare(const EngineOptions& opt) override;
-  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override;
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:
   int64_t in_, out_, k_, stride_, pad_;

@@ -1,8 +1,10 @@
 #include "layers/batch_norm2d.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "weights/state_dict.h"
 #include "weights/weight_spec.h"
 
@@ -11,15 +13,18 @@ namespace {
 
 class AffineOp final : public Op {
  public:
-  explicit AffineOp(ChannelAffine a) : a_(std::move(a)) {}
+  explicit AffineOp(ChannelAffine a) : a_(std::move(a)), threads_(planned_threads()) {}
   bool in_place() const override { return true; }
-  void run(const Tensor& in, Tensor& out, float*, RunState*) const override {
+
+ protected:
+  void do_run(const Tensor& in, Tensor& out, float*, RunState*) const override {
     if (out.data() != in.data()) out.copy_from(in);
-    a_.apply(out);
+    a_.apply(out, threads_);
   }
 
  private:
   ChannelAffine a_;
+  int threads_;
 };
 
 // Expands C parameters to R*C channels (channel r*C + c takes entry c).
@@ -48,9 +53,10 @@ std::unique_ptr<Op> make_affine_op(const ChannelAffine& a, const Shape& in) {
 
 // ---- BatchNorm2d ------------------------------------------------------------------------------------
 
-BatchNorm2d::BatchNorm2d(std::string name, int64_t channels, bool affine, double eps, int64_t repeat)
-    : Layer(std::move(name)), c_(channels), repeat_(repeat), affine_(affine), eps_(eps) {
-  if (c_ <= 0 || repeat_ <= 0) throw ConfigError(this->name() + ": BatchNorm needs a positive channel count");
+BatchNorm2d::BatchNorm2d(std::string name, int64_t channels, bool affine, double eps, int64_t rotations)
+    : Layer(std::move(name)), c_(channels), rotations_(rotations), affine_(affine), eps_(eps) {
+  if (c_ <= 0 || rotations_ < 0)
+    throw ConfigError(label() + ": BatchNorm needs a positive channel count, got " + std::to_string(c_));
   mean_ = Tensor({c_});
   var_ = Tensor({c_});
   var_.fill(1.0f);
@@ -62,11 +68,11 @@ BatchNorm2d::BatchNorm2d(std::string name, int64_t channels, bool affine, double
 }
 
 std::string BatchNorm2d::param(const char* field) const {
-  return key(repeat_ > 1 ? std::string("batch_norm.") + field : std::string(field));
+  return key(rotations_ > 0 ? std::string("batch_norm.") + field : std::string(field));
 }
 
 Shape BatchNorm2d::output_shape(const Shape& in) const {
-  check_channels(label(), in, c_ * repeat_);
+  check_channels(label(), in, c_ * std::max<int64_t>(1, rotations_));
   return in;
 }
 
@@ -129,12 +135,12 @@ bool BatchNorm2d::as_channel_affine(ChannelAffine* out) const {
     a.data()[i] = alpha;
     b.data()[i] = (affine_ ? bias_.data()[i] : 0.0f) - mean_.data()[i] * alpha;
   }
-  out->scale = repeated(a, repeat_);
-  out->shift = repeated(b, repeat_);
+  out->scale = repeated(a, std::max<int64_t>(1, rotations_));
+  out->shift = repeated(b, std::max<int64_t>(1, rotations_));
   return true;
 }
 
-std::unique_ptr<Op> BatchNorm2d::plan(const Shape& in, const EngineOptions&) const {
+std::unique_ptr<Op> BatchNorm2d::make_op(const Shape& in, const EngineOptions&) const {
   ChannelAffine a;
   as_channel_affine(&a);
   return make_affine_op(a, output_shape(in));
@@ -142,59 +148,44 @@ std::unique_ptr<Op> BatchNorm2d::plan(const Shape& in, const EngineOptions&) con
 
 // ---- Bias2d / Scale2d -------------------------------------------------------------------------------
 
-Bias2d::Bias2d(std::string name, int64_t channels, int64_t repeat)
-    : Layer(std::move(name)), c_(channels), repeat_(repeat), bias_({channels}) {}
-
-std::vector<int64_t> Bias2d::param_shape() const {
-  return repeat_ > 1 ? std::vector<int64_t>{1, 1, c_, 1, 1} : std::vector<int64_t>{1, c_, 1, 1};
+PerChannel2d::PerChannel2d(std::string name, Kind kind, int64_t channels, int64_t rotations)
+    : Layer(std::move(name)), kind_(kind), c_(channels), rotations_(rotations) {
+  if (c_ <= 0 || rotations_ < 0)
+    throw ConfigError(label() + ": needs a positive channel count, got " + std::to_string(c_));
+  value_ = Tensor({c_});
+  value_.fill(kind_ == Kind::Bias ? 0.0f : 1.0f);
 }
-Shape Bias2d::output_shape(const Shape& in) const {
-  check_channels(label(), in, c_ * repeat_);
+
+const char* PerChannel2d::type() const {
+  if (kind_ == Kind::Bias) return rotations_ > 0 ? "RotationEquivariantBias2DLayer" : "Bias2DLayer";
+  return rotations_ > 0 ? "RotationEquivariantScale2DLayer" : "Scale2DLayer";
+}
+
+std::vector<int64_t> PerChannel2d::param_shape() const {
+  return rotations_ > 0 ? std::vector<int64_t>{1, 1, c_, 1, 1} : std::vector<int64_t>{1, c_, 1, 1};
+}
+Shape PerChannel2d::output_shape(const Shape& in) const {
+  check_channels(label(), in, c_ * std::max<int64_t>(1, rotations_));
   return in;
 }
-void Bias2d::declare(WeightSpec& spec) const { spec.expect(key("bias"), param_shape()); }
-void Bias2d::load(const StateDict& sd) { bias_ = sd.get_float(key("bias")).reshape({c_}); }
-void Bias2d::init(Rng&) { bias_.fill(0.0f); }
-void Bias2d::save(StateDict& sd) const {
-  std::vector<int64_t> s = param_shape();
-  sd.add_float(key("bias"), bias_.reshape(Shape(s.begin(), s.end())));
+void PerChannel2d::declare(WeightSpec& spec) const { spec.expect(key(field()), param_shape()); }
+void PerChannel2d::load(const StateDict& sd) { value_ = sd.get_float(key(field())).reshape({c_}); }
+void PerChannel2d::init(Rng&) {
+  value_ = Tensor({c_});
+  value_.fill(kind_ == Kind::Bias ? 0.0f : 1.0f);
 }
-bool Bias2d::as_channel_affine(ChannelAffine* out) const {
+void PerChannel2d::save(StateDict& sd) const {
+  std::vector<int64_t> s = param_shape();
+  sd.add_float(key(field()), value_.reshape(Shape(s.begin(), s.end())));
+}
+bool PerChannel2d::as_channel_affine(ChannelAffine* out) const {
+  std::vector<float> v = repeated(value_, std::max<int64_t>(1, rotations_));
   out->scale.clear();
-  out->shift = repeated(bias_, repeat_);
-  return true;
-}
-std::unique_ptr<Op> Bias2d::plan(const Shape& in, const EngineOptions&) const {
-  ChannelAffine a;
-  as_channel_affine(&a);
-  return make_affine_op(a, output_shape(in));
-}
-
-Scale2d::Scale2d(std::string name, int64_t channels, int64_t repeat)
-    : Layer(std::move(name)), c_(channels), repeat_(repeat), scale_({channels}) {
-  scale_.fill(1.0f);
-}
-
-std::vector<int64_t> Scale2d::param_shape() const {
-  return repeat_ > 1 ? std::vector<int64_t>{1, 1, c_, 1, 1} : std::vector<int64_t>{1, c_, 1, 1};
-}
-Shape Scale2d::output_shape(const Shape& in) const {
-  check_channels(label(), in, c_ * repeat_);
-  return in;
-}
-void Scale2d::declare(WeightSpec& spec) const { spec.expect(key("scale"), param_shape()); }
-void Scale2d::load(const StateDict& sd) { scale_ = sd.get_float(key("scale")).reshape({c_}); }
-void Scale2d::init(Rng&) { scale_.fill(1.0f); }
-void Scale2d::save(StateDict& sd) const {
-  std::vector<int64_t> s = param_shape();
-  sd.add_float(key("scale"), scale_.reshape(Shape(s.begin(), s.end())));
-}
-bool Scale2d::as_channel_affine(ChannelAffine* out) const {
-  out->scale = repeated(scale_, repeat_);
   out->shift.clear();
+  (kind_ == Kind::Bias ? out->shift : out->scale) = std::move(v);
   return true;
 }
-std::unique_ptr<Op> Scale2d::plan(const Shape& in, const EngineOptions&) const {
+std::unique_ptr<Op> PerChannel2d::make_op(const Shape& in, const EngineOptions&) const {
   ChannelAffine a;
   as_channel_affine(&a);
   return make_affine_op(a, output_shape(in));

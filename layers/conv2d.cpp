@@ -15,10 +15,12 @@ class ConvOp final : public Op {
   ConvOp(std::unique_ptr<ConvKernel> k, double flops) : k_(std::move(k)), flops_(flops) {}
   size_t scratch_floats() const override { return k_->scratch_floats(); }
   std::unique_ptr<RunState> make_state() const override { return k_->make_state(); }
-  void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
+  double conv_flops() const override { return flops_; }
+
+ protected:
+  void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
     k_->run(in, out, scratch, state);
   }
-  double conv_flops() const override { return flops_; }
 
  private:
   std::unique_ptr<ConvKernel> k_;
@@ -111,8 +113,8 @@ void Conv2d::prepare(const EngineOptions&) {
   prepared_ = true;
 }
 
-std::unique_ptr<Op> Conv2d::plan(const Shape& in, const EngineOptions& opt) const {
-  if (!prepared_) throw BackendError(name() + ": plan() before prepare()");
+std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
+  if (!prepared_) throw BackendError(label() + ": plan() before prepare()");
   ConvSpec spec;
   spec.params = p_;
   spec.params.bias = !folded_bias_.empty();

@@ -29,7 +29,7 @@ class Conv2d : public Layer {
   void reset_fusion() override;
 
   void prepare(const EngineOptions& opt) override;
-  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override;
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:
   Conv2dParams p_;

@@ -328,7 +328,7 @@ void HermiteConv2D::prepare(const EngineOptions& opt) {
   conv_.prepare(opt);
 }
 
-std::unique_ptr<Op> HermiteConv2D::plan(const Shape& in, const EngineOptions& opt) const {
+std::unique_ptr<Op> HermiteConv2D::make_op(const Shape& in, const EngineOptions& opt) const {
   if (!bank_ready_) throw BackendError(label() + ": plan() before prepare()");
   return conv_.plan(in, opt);
 }

@@ -87,7 +87,7 @@ class HermiteConv2D : public Layer {
 
   // Computes the filter bank (if coeffs changed) and prepares the inner conv.
   void prepare(const EngineOptions& opt) override;
-  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override;
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:
   // Compares a file tensor with the engine's values; throws WeightError naming `field`.

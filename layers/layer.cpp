@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "engine/parallel.h"
 
 namespace npcore {
 
@@ -32,19 +33,31 @@ ChannelAffine ChannelAffine::then(const ChannelAffine& next) const {
   return r;
 }
 
-void ChannelAffine::apply(Tensor& x) const {
+std::unique_ptr<Op> Layer::plan(const Shape& in, const EngineOptions& opt) const {
+  auto op = make_op(in, opt);
+  if (op->name.empty()) op->name = label();
+  return op;
+}
+
+void Op::run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const {
+  if (in.shape() != in_shape || out.shape() != out_shape)
+    throw ShapeError((name.empty() ? std::string("op") : name) + ": planned for " + in_shape.str() + " -> " +
+                     out_shape.str() + ", run with " + in.shape().str() + " -> " + out.shape().str());
+  do_run(in, out, scratch, state);
+}
+
+void ChannelAffine::apply(Tensor& x, int threads) const {
   const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
   if ((!scale.empty() && int64_t(scale.size()) != C) || (!shift.empty() && int64_t(shift.size()) != C))
     throw ShapeError("channel affine: " + std::to_string(C) + " channels, parameters for " +
                      std::to_string(std::max(scale.size(), shift.size())));
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c) {
-      float* p = x.image(n) + c * HW;
-      const float s = scale.empty() ? 1.0f : scale[c], t = shift.empty() ? 0.0f : shift[c];
+  parallel_for(N * C, threads, [&](int64_t j) {
+    const int64_t n = j / C, c = j % C;
+    float* p = x.image(n) + c * HW;
+    const float s = scale.empty() ? 1.0f : scale[c], t = shift.empty() ? 0.0f : shift[c];
 #pragma omp simd
-      for (int64_t i = 0; i < HW; ++i) p[i] = p[i] * s + t;
-    }
+    for (int64_t i = 0; i < HW; ++i) p[i] = p[i] * s + t;
+  });
 }
 
 }  // namespace npcore

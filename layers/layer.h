@@ -33,8 +33,8 @@ struct ChannelAffine {
   std::vector<float> scale, shift;
   // The map "this, then next".
   ChannelAffine then(const ChannelAffine& next) const;
-  // Applies to an NCHW tensor in place.
-  void apply(Tensor& x) const;
+  // Applies to an NCHW tensor in place, with `threads` threads.
+  void apply(Tensor& x, int threads) const;
 };
 
 // A layer prepared for one input shape: immutable, runnable from several threads, each passing its own
@@ -43,13 +43,19 @@ class Op {
  public:
   virtual ~Op() = default;
   Shape in_shape, out_shape;
+  std::string name;  // the layer's label, for messages
   // True if run() may be given the same tensor as in and out.
   virtual bool in_place() const { return false; }
   virtual size_t scratch_floats() const { return 0; }
   virtual std::unique_ptr<RunState> make_state() const { return nullptr; }
-  virtual void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const = 0;
+  // Runs the op; throws ShapeError naming the layer unless in and out have the planned shapes.
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const;
   // Convolution FLOPs of one run (for benchmarks); 0 for layers that do no convolution.
   virtual double conv_flops() const { return 0.0; }
+
+ protected:
+  // The work, on tensors of the planned shapes.
+  virtual void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const = 0;
 };
 
 class Layer {
@@ -96,8 +102,14 @@ class Layer {
 
   // Once, after loading or init and after fusion decisions: fold parameters, precompute filters.
   virtual void prepare(const EngineOptions& opt) {}
-  // Kernels for one input shape.
-  virtual std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const = 0;
+  // Kernels for one input shape; the op carries this layer's label for its messages.
+  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const;
+
+ protected:
+  // What plan() makes (each layer's own).
+  virtual std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const = 0;
+
+ public:
 
  private:
   std::string name_;
@@ -113,6 +125,7 @@ struct Workspace {
   AlignedBuffer scratch;
   size_t scratch_floats = 0;
   std::unique_ptr<RunState> state;
+  const void* owner = nullptr;  // the plan that made it (a plan refuses another's workspace)
 };
 
 

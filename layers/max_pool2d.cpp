@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "engine/error.h"
+#include "engine/parallel.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -62,23 +63,26 @@ void max_pool_2x2(const float* x, float* y, int64_t H, int64_t W, int64_t OH, in
 
 class MaxPoolOp final : public Op {
  public:
-  explicit MaxPoolOp(const MaxPool2dParams& p) : p_(p) {}
-  void run(const Tensor& in, Tensor& out, float*, RunState*) const override {
+  explicit MaxPoolOp(const MaxPool2dParams& p) : p_(p), threads_(planned_threads()) {}
+
+ protected:
+  void do_run(const Tensor& in, Tensor& out, float*, RunState*) const override {
     const int64_t N = in.dim(0), C = in.dim(1), H = in.dim(2), W = in.dim(3);
     const int64_t OH = out.dim(2), OW = out.dim(3);
     const MaxPool2dParams p = p_;
 #if defined(__AVX512F__)
     if (p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 && p.pad_w == 0 &&
         p.dilation_h == 1 && p.dilation_w == 1 && 2 * OH <= H && 2 * OW <= W) {
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t c = 0; c < C; ++c) max_pool_2x2(in.image(n) + c * H * W, out.image(n) + c * OH * OW, H, W, OH, OW);
+      parallel_for(N * C, threads_, [&](int64_t j) {
+        const int64_t n = j / C, c = j % C;
+        max_pool_2x2(in.image(n) + c * H * W, out.image(n) + c * OH * OW, H, W, OH, OW);
+      });
       return;
     }
 #endif
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
+    parallel_for(N * C, threads_, [&](int64_t j) {
+      const int64_t n = j / C, c = j % C;
+      {
         const float* x = in.image(n) + c * H * W;
         float* y = out.image(n) + c * OH * OW;
         for (int64_t oh = 0; oh < OH; ++oh) {
@@ -100,10 +104,12 @@ class MaxPoolOp final : public Op {
           }
         }
       }
+    });
   }
 
  private:
   MaxPool2dParams p_;
+  int threads_;
 };
 
 }  // namespace
@@ -153,7 +159,7 @@ MaxPool2d::MaxPool2d(std::string name, const MaxPool2dParams& params) : Layer(st
   p_.validate(label());
 }
 
-std::unique_ptr<Op> MaxPool2d::plan(const Shape& in, const EngineOptions&) const {
+std::unique_ptr<Op> MaxPool2d::make_op(const Shape& in, const EngineOptions&) const {
   auto op = std::make_unique<MaxPoolOp>(p_);
   op->in_shape = in;
   op->out_shape = output_shape(in);

@@ -30,7 +30,7 @@ class MaxPool2d : public Layer {
   const char* type() const override { return "MaxPool2d"; }
   const MaxPool2dParams& params() const { return p_; }
   Shape output_shape(const Shape& in) const override { return p_.output_shape(in, label()); }
-  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override;
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:
   MaxPool2dParams p_;

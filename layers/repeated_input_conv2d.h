@@ -31,7 +31,7 @@ class RepeatedInputConv2d : public Layer {
   void reset_fusion() override { folded_.reset_fusion(); }
 
   void prepare(const EngineOptions& opt) override;
-  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override {
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override {
     return folded_.plan(in, opt);
   }
 

@@ -32,7 +32,8 @@ class SequentialOp final : public Op {
     return f;
   }
 
-  void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
+ protected:
+  void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
     auto* st = static_cast<SequentialState*>(state);
     float* bufs[2] = {scratch, scratch + round_floats(buf_floats)};
     float* child = scratch + 2 * round_floats(buf_floats);
@@ -154,14 +155,16 @@ std::vector<std::string> Sequential::stage_names() const {
   return v;
 }
 
-std::unique_ptr<Op> Sequential::plan(const Shape& in, const EngineOptions& opt) const {
-  if (!prepared_) throw BackendError(name() + ": plan() before prepare()");
+std::unique_ptr<Op> Sequential::make_op(const Shape& in, const EngineOptions& opt) const {
+  if (!prepared_) throw BackendError(label() + ": plan() before prepare()");
   output_shape(in);  // validates every child, those absorbed by fusion too, naming the one that fails
   auto op = std::make_unique<SequentialOp>();
   op->in_shape = in;
+  op->name = label();
   Shape s = in;
   for (size_t i : active_) {
     auto child = children_[i]->plan(s, opt);
+    if (child->name.empty()) child->name = children_[i]->label();
     s = child->out_shape;
     op->shapes.push_back(s);
     op->child_scratch = std::max(op->child_scratch, child->scratch_floats());
@@ -173,7 +176,9 @@ std::unique_ptr<Op> Sequential::plan(const Shape& in, const EngineOptions& opt) 
     class CopyOp final : public Op {
      public:
       bool in_place() const override { return true; }
-      void run(const Tensor& in, Tensor& out, float*, RunState*) const override {
+
+     protected:
+      void do_run(const Tensor& in, Tensor& out, float*, RunState*) const override {
         if (out.data() != in.data()) out.copy_from(in);
       }
     };

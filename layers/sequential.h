@@ -30,7 +30,7 @@ class Sequential : public Layer {
   void fuse(const EngineOptions& opt) override;
 
   void prepare(const EngineOptions& opt) override;
-  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override;
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
   // Names of the children that run after fusion ("features.layer0.conv" with "+norm+nonlin" appended
   // for what it absorbed), for --layers breakdowns and docs.
   std::vector<std::string> stage_names() const;

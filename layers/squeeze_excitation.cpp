@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/error.h"
+#include "engine/parallel.h"
 #include "engine/rng.h"
 #include "layers/batch_norm2d.h"
 #include "weights/state_dict.h"
@@ -13,12 +14,20 @@ namespace {
 
 class SqueezeExcitationOp final : public Op {
  public:
+  // Takes copies of the parameters: a plan must not change when its layer is reloaded or re-initialised.
   SqueezeExcitationOp(const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2)
-      : w1_(w1), b1_(b1), w2_(w2), b2_(b2), c_(w2.dim(0)), hidden_(w1.dim(0)) {}
+      : w1_(w1.clone()),
+        b1_(b1.clone()),
+        w2_(w2.clone()),
+        b2_(b2.clone()),
+        c_(w2.dim(0)),
+        hidden_(w1.dim(0)),
+        threads_(planned_threads()) {}
   bool in_place() const override { return true; }
   size_t scratch_floats() const override { return size_t(2 * c_ + hidden_); }
 
-  void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+ protected:
+  void do_run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     if (out.data() != in.data()) out.copy_from(in);
     const int64_t N = out.dim(0), HW = out.dim(2) * out.dim(3);
     float* mean = scratch;            // [C]
@@ -27,13 +36,12 @@ class SqueezeExcitationOp final : public Op {
     for (int64_t n = 0; n < N; ++n) {
       float* x = out.image(n);
       // [C, HW] -> [C]: the squeeze
-#pragma omp parallel for schedule(static)
-      for (int64_t c = 0; c < c_; ++c) {
+      parallel_for(c_, threads_, [&](int64_t c) {
         double s = 0.0;
         const float* p = x + c * HW;
         for (int64_t i = 0; i < HW; ++i) s += p[i];
         mean[c] = float(s / double(HW));
-      }
+      });
       // [hidden, C] @ [C] -> [hidden], ReLU
       for (int64_t j = 0; j < hidden_; ++j) {
         float s = b1_.data()[j];
@@ -47,19 +55,19 @@ class SqueezeExcitationOp final : public Op {
         gate[c] = 1.0f / (1.0f + std::exp(-s));
       }
       // the excitation: scale each channel
-#pragma omp parallel for schedule(static)
-      for (int64_t c = 0; c < c_; ++c) {
+      parallel_for(c_, threads_, [&](int64_t c) {
         float* p = x + c * HW;
         const float g = gate[c];
 #pragma omp simd
         for (int64_t i = 0; i < HW; ++i) p[i] *= g;
-      }
+      });
     }
   }
 
  private:
   Tensor w1_, b1_, w2_, b2_;
   int64_t c_, hidden_;
+  int threads_;
 };
 
 }  // namespace
@@ -109,7 +117,7 @@ void SqueezeExcitationBlock::save(StateDict& sd) const {
   sd.add_float(key("se.3.bias"), b2_);
 }
 
-std::unique_ptr<Op> SqueezeExcitationBlock::plan(const Shape& in, const EngineOptions&) const {
+std::unique_ptr<Op> SqueezeExcitationBlock::make_op(const Shape& in, const EngineOptions&) const {
   auto op = std::make_unique<SqueezeExcitationOp>(w1_, b1_, w2_, b2_);
   op->in_shape = op->out_shape = output_shape(in);
   return op;

@@ -15,7 +15,7 @@ class SqueezeExcitationBlock : public Layer {
   void load(const StateDict& sd) override;
   void init(Rng& rng) override;  // torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
   void save(StateDict& sd) const override;
-  std::unique_ptr<Op> plan(const Shape& in, const EngineOptions& opt) const override;
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:
   int64_t c_, hidden_;

@@ -85,13 +85,14 @@ std::string cases_dir() {
 }  // namespace
 
 TEST_CASE("BatchNorm2d computes the eval formula, also shared across rotations", "[layers]") {
-  for (int64_t repeat : {1, 4}) {
+  for (int64_t rotations : {0, 1, 4}) {
+    const int64_t repeat = std::max<int64_t>(1, rotations);
     for (bool affine : {true, false}) {
-      DYNAMIC_SECTION("repeat " << repeat << (affine ? ", affine" : ", not affine")) {
+      DYNAMIC_SECTION("rotations " << rotations << (affine ? ", affine" : ", not affine")) {
         const int64_t C = 5;
-        BatchNorm2d bn("features.layer0.norm", C, affine, 1e-5, repeat);
-        StateDict sd = load_random(bn, 40 + repeat);
-        const std::string p = repeat > 1 ? "features.layer0.norm.batch_norm." : "features.layer0.norm.";
+        BatchNorm2d bn("features.layer0.norm", C, affine, 1e-5, rotations);
+        StateDict sd = load_random(bn, 40 + rotations);
+        const std::string p = rotations > 0 ? "features.layer0.norm.batch_norm." : "features.layer0.norm.";
         CHECK(sd.contains(p + "running_mean"));
         CHECK(sd.contains(p + "weight") == affine);
         const Tensor mean = sd.get_float(p + "running_mean"), var = sd.get_float(p + "running_var");
@@ -116,14 +117,15 @@ TEST_CASE("BatchNorm2d computes the eval formula, also shared across rotations",
 }
 
 TEST_CASE("Bias2d and Scale2d add and multiply per channel, also shared across rotations", "[layers]") {
-  for (int64_t repeat : {1, 3}) {
-    DYNAMIC_SECTION("repeat " << repeat) {
+  for (int64_t rotations : {0, 1, 3}) {
+    const int64_t repeat = std::max<int64_t>(1, rotations);
+    DYNAMIC_SECTION("rotations " << rotations) {
       const int64_t C = 4;
-      Bias2d bias("features.layer1.bias", C, repeat);
-      Scale2d scale("features.layer1.scale", C, repeat);
+      Bias2d bias("features.layer1.bias", C, rotations);
+      Scale2d scale("features.layer1.scale", C, rotations);
       StateDict sb = load_random(bias, 1), ss = load_random(scale, 2);
       const std::vector<int64_t> pshape =
-          repeat > 1 ? std::vector<int64_t>{1, 1, C, 1, 1} : std::vector<int64_t>{1, C, 1, 1};
+          rotations > 0 ? std::vector<int64_t>{1, 1, C, 1, 1} : std::vector<int64_t>{1, C, 1, 1};
       CHECK(sb.at("features.layer1.bias.bias").shape == pshape);
       CHECK(ss.at("features.layer1.scale.scale").shape == pshape);
       const Tensor b = sb.get_float("features.layer1.bias.bias"),
