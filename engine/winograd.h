@@ -19,13 +19,13 @@ struct WinogradTransforms {
   std::vector<double> BT;       // [alpha, alpha]
 };
 
-// The transforms for F(m, r) with the interpolation points 0, 1, -1, 2, -2, 1/2, -1/2, ... (as many as
-// alpha - 1 needs) and infinity. Supported: m + r - 1 <= 8.
+// The transforms for F(2, r), r in {3, 5, 7}, with the interpolation points 0, 1, -1, 2, -2, 1/2, -1/2
+// (as many as alpha - 1 needs) and infinity: a copy of WinogradConst<r + 1>'s. Throws BackendError for
+// other sizes.
 WinogradTransforms winograd_transforms(int m, int r);
 
-// The same matrices for F(2, A - 1) as compile-time constants (float), so that the kernels' transforms
-// unroll with zero terms dropped and +-1 terms as additions. Built by the same construction as
-// winograd_transforms (a test checks they agree).
+// The matrices of F(2, r), r = A - 1, built at compile time (exactly: the points are dyadic rationals),
+// so that the kernels' transforms unroll with zero terms dropped and +-1 terms as additions.
 namespace winograd_detail {
 constexpr double kPoints[] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5};
 constexpr double ipow(double x, int n) {
@@ -33,38 +33,79 @@ constexpr double ipow(double x, int n) {
   for (int i = 0; i < n; ++i) r *= x;
   return r;
 }
+// B^T [A, A]: row k < A-1 holds prod_{q != p_k} (x - q), the last row prod_q (x - q) (ascending powers).
+template <int A>
+constexpr std::array<double, A * A> bt() {
+  std::array<double, A * A> out{};
+  for (int k = 0; k < A; ++k) {
+    double c[A + 1] = {};
+    c[0] = 1.0;
+    int deg = 0;
+    for (int q = 0; q < A - 1; ++q) {
+      if (q == k) continue;
+      for (int i = deg + 1; i >= 1; --i) c[i] = c[i - 1] - kPoints[q] * c[i];
+      c[0] = -kPoints[q] * c[0];
+      ++deg;
+    }
+    for (int j = 0; j < A; ++j) out[size_t(k * A + j)] = c[j];
+  }
+  return out;
+}
+
+// A^T [2, A]: row i holds p^i for the finite points and, in the last row, 1 at infinity.
+template <int A>
+constexpr std::array<double, 2 * A> at() {
+  std::array<double, 2 * A> out{};
+  for (int i = 0; i < 2; ++i) {
+    for (int k = 0; k < A - 1; ++k) out[size_t(i * A + k)] = ipow(kPoints[k], i);
+    out[size_t(i * A + A - 1)] = i == 1 ? 1.0 : 0.0;
+  }
+  return out;
+}
+
+// G [A, A-1]: row k holds p_k^j / prod_{q != p_k} (p_k - q); the row at infinity selects the last tap.
+template <int A>
+constexpr std::array<double, A * (A - 1)> g() {
+  constexpr int R = A - 1;
+  std::array<double, A * R> out{};
+  for (int k = 0; k < A - 1; ++k) {
+    double f = 1.0;
+    for (int q = 0; q < A - 1; ++q)
+      if (q != k) f *= kPoints[k] - kPoints[q];
+    for (int j = 0; j < R; ++j) out[size_t(k * R + j)] = ipow(kPoints[k], j) / f;
+  }
+  out[size_t((A - 1) * R + R - 1)] = 1.0;
+  return out;
+}
+
+template <size_t N>
+constexpr std::array<float, N> to_float(const std::array<double, N>& d) {
+  std::array<float, N> f{};
+  for (size_t i = 0; i < N; ++i) f[i] = float(d[i]);
+  return f;
+}
+
+// The kernels' B^T pass computes rows 2q-1 and 2q (points +p, -p) as E + O and E - O, which holds when
+// those rows differ only in the sign of their odd-j coefficients.
+template <int A>
+constexpr bool pm_pairs(const std::array<double, A * A>& b) {
+  for (int k = 1; k + 1 < A; k += 2)
+    for (int j = 0; j < A; ++j)
+      if (b[size_t((k + 1) * A + j)] != (j % 2 ? -b[size_t(k * A + j)] : b[size_t(k * A + j)])) return false;
+  return true;
+}
 }  // namespace winograd_detail
 
 template <int A>
 struct WinogradConst {
   static_assert(A >= 3 && A <= 8, "F(2, r) with r = A - 1 in 2..7");
-  // B^T [A, A]: row k < A-1 holds prod_{q != p_k} (x - q), the last row prod_q (x - q) (ascending powers).
-  static constexpr std::array<float, A * A> bt() {
-    std::array<float, A * A> out{};
-    for (int k = 0; k < A; ++k) {
-      double c[A + 1] = {1.0};
-      int deg = 0;
-      for (int q = 0; q < A - 1; ++q) {
-        if (q == k) continue;
-        for (int i = deg + 1; i >= 1; --i) c[i] = c[i - 1] - winograd_detail::kPoints[q] * c[i];
-        c[0] = -winograd_detail::kPoints[q] * c[0];
-        ++deg;
-      }
-      for (int j = 0; j < A; ++j) out[size_t(k * A + j)] = float(c[j]);
-    }
-    return out;
-  }
-  // A^T [2, A]: row i holds p^i for the finite points and, in the last row, 1 at infinity.
-  static constexpr std::array<float, 2 * A> at() {
-    std::array<float, 2 * A> out{};
-    for (int i = 0; i < 2; ++i) {
-      for (int k = 0; k < A - 1; ++k) out[size_t(i * A + k)] = float(winograd_detail::ipow(winograd_detail::kPoints[k], i));
-      out[size_t(i * A + A - 1)] = i == 1 ? 1.0f : 0.0f;
-    }
-    return out;
-  }
-  static constexpr std::array<float, A * A> BT = bt();
-  static constexpr std::array<float, 2 * A> AT = at();
+  static constexpr std::array<double, A * A> BTd = winograd_detail::bt<A>();
+  static constexpr std::array<double, 2 * A> ATd = winograd_detail::at<A>();
+  static constexpr std::array<double, A*(A - 1)> Gd = winograd_detail::g<A>();
+  static constexpr std::array<float, A * A> BT = winograd_detail::to_float(BTd);
+  static constexpr std::array<float, 2 * A> AT = winograd_detail::to_float(ATd);
+  static_assert(winograd_detail::pm_pairs<A>(BTd),
+                "B^T rows of the points +p and -p must differ only in odd coefficients' signs");
 };
 
 // Whether the native backend computes this convolution with Winograd F(2x2, r x r): stride 1, no
