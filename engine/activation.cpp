@@ -3,6 +3,15 @@
 #include <cmath>
 #include <cstdio>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+// GCC 12's false "may be used uninitialized" inside its AVX-512 intrinsic headers (see conv_native.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include "engine/simd_math.h"
+#endif
+
 namespace npcore {
 
 const char* act_kind_name(ActKind k) {
@@ -82,8 +91,21 @@ void dispatch(const Activation& a, float bias, float* x, int64_t n) {
 
 }  // namespace
 
-void apply_activation(const Activation& a, float* x, int64_t n) { dispatch(a, 0.0f, x, n); }
+void apply_activation(const Activation& a, float* x, int64_t n) {
+#if defined(__AVX512F__)
+  if (simd::vectorised(a)) {
+    const __m512 sin = _mm512_set1_ps(a.in_shift), sout = _mm512_set1_ps(a.out_shift);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, simd::act_ps(a, _mm512_loadu_ps(x + i), sin, sout));
+    if (i < n) {
+      const __mmask16 m = __mmask16((1u << (n - i)) - 1u);
+      _mm512_mask_storeu_ps(x + i, m, simd::act_ps(a, _mm512_maskz_loadu_ps(m, x + i), sin, sout));
+    }
+    return;
+  }
+#endif
+  dispatch(a, 0.0f, x, n);
+}
 
-void apply_bias_activation(const Activation& a, float b, float* x, int64_t n) { dispatch(a, b, x, n); }
 
 }  // namespace npcore

@@ -32,7 +32,5 @@ const char* act_kind_name(ActKind k);
 
 // Applies the activation to n contiguous floats in place.
 void apply_activation(const Activation& a, float* x, int64_t n);
-// Adds bias b to n contiguous floats, then applies the activation, in place (a conv epilogue row).
-void apply_bias_activation(const Activation& a, float b, float* x, int64_t n);
 
 }  // namespace npcore

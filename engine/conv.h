@@ -50,7 +50,10 @@ struct ConvSpec {
 };
 
 // reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the
-// engine's own AVX-512 direct convolution (stride 1, groups 1; the rest through gemm).
+// engine's own AVX-512 kernels: Winograd F(2x2, r x r) for stride-1 3x3/5x5/7x7 convs with >= 16 channels
+// (unless ConvSpec::allow_winograd is false), a register-blocked direct convolution for other stride-1
+// ungrouped convs, and gemm for the rest (strided, grouped/depthwise; everything in a build without
+// AVX-512).
 enum class Backend { Reference, Gemm, OneDnn, Native };
 const char* backend_name(Backend b);
 // Parses "reference", "gemm", "onednn", "native"; throws ConfigError listing them otherwise.

@@ -36,12 +36,8 @@ namespace {
 
 using Index = Eigen::Index;
 
-// Floats in 64 bytes: every scratch region starts on a cache line (Eigen's packed panels need 64-byte
-// alignment with AVX-512).
-constexpr size_t kLineFloats = 16;
-size_t round_line(size_t n) {
-  return (n + kLineFloats - 1) / kLineFloats * kLineFloats;
-}
+// Every scratch region starts on a cache line (round_floats): Eigen's packed panels need 64-byte
+// alignment with AVX-512.
 
 // Budget for one [K, T] column tile: half of a typical 1-2 MB L2, leaving room for Eigen's packed panels.
 constexpr int64_t kColTileFloats = 512 * 1024 / sizeof(float);
@@ -94,9 +90,9 @@ class GemmConv final : public ConvKernel {
     mc_ = tile_;
     nc_ = ocg_;
     Eigen::internal::computeProductBlockingSizes<float, float, 1>(kc_, mc_, nc_, Index(1));
-    col_floats_ = direct_ ? 0 : round_line(size_t(K_ * tile_));
-    a_floats_ = round_line(size_t(kc_ * mc_));
-    b_floats_ = round_line(size_t(kc_ * nc_));
+    col_floats_ = direct_ ? 0 : round_floats(size_t(K_ * tile_));
+    a_floats_ = round_floats(size_t(kc_ * mc_));
+    b_floats_ = round_floats(size_t(kc_ * nc_));
   }
 
   Backend backend() const override { return Backend::Gemm; }

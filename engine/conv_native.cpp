@@ -1,5 +1,6 @@
-// The engine's own fast convolution for the shapes the cores spend their time in: stride 1, groups 1,
-// any kernel size, padding and dilation, on plain NCHW in and out. Vectorised along the output row:
+// The native backend (engine/conv.h): Winograd (engine/conv_winograd.cpp) where eligible, else this
+// direct convolution for stride 1, groups 1, any kernel size, padding and dilation, on plain NCHW in and
+// out, else gemm. Vectorised along the output row:
 // one micro-tile holds 8 output channels x (PW x 16) output pixels of one row in PW*8 AVX-512
 // accumulators; for every (input channel, kh, kw) it loads PW input vectors (the row shifted by kw),
 // broadcasts 8 weights and issues 8*PW FMAs. The input is first copied into a zero-bordered buffer (so
@@ -36,7 +37,7 @@ constexpr int kOcb = 8;  // output channels per micro-tile (one broadcast weight
 
 class NativeConv final : public ConvKernel {
  public:
-  NativeConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), in_(in) {
+  NativeConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
     out_ = p_.output_shape(in, "native conv");
     const int64_t IC = p_.in_channels, OC = p_.out_channels, KH = p_.kernel_h, KW = p_.kernel_w;
     blocks_ = (OC + kOcb - 1) / kOcb;
@@ -52,9 +53,7 @@ class NativeConv final : public ConvKernel {
             wpack_[size_t(oc / kOcb) * per_block + size_t(((kh * IC + ic) * KW + kw) * kOcb + oc % kOcb)] =
                 simd::flush_subnormal(spec.weight[((oc * IC + ic) * KH + kh) * KW + kw]);
     // The activation's in_shift folds into the bias: f(conv + b - s).
-    shift_.assign(size_t(blocks_ * kOcb), act_.in_shift);
-    for (int64_t oc = 0; oc < OC; ++oc) shift_[size_t(oc)] = act_.in_shift - (spec.bias ? spec.bias[oc] : 0.0f);
-    vector_act_ = simd::vectorised(act_);
+    epilogue_ = simd::Epilogue(spec.act, spec.bias, OC, blocks_ * kOcb);
     // Padded input plane: rows cover every row a kernel tap reads; a row is wide enough for the last
     // vector load of the last tile plus the kernel's reach, rounded to whole vectors.
     const int64_t OW = out_[3];
@@ -158,36 +157,29 @@ class NativeConv final : public ConvKernel {
     // Epilogue: bias and activation in registers, then the store (masked for the row's tail).
     const int64_t OC = p_.out_channels, OHW = out_[2] * out_[3];
     const __mmask16 tail = __mmask16((1u << last) - 1u);
-    const __m512 sout = _mm512_set1_ps(act_.out_shift);
 #pragma GCC unroll 8
     for (int o = 0; o < kOcb; ++o) {
       const int64_t oc = b * kOcb + o;
       if (oc >= OC) break;
       float* dst = y + oc * OHW + oh * out_[3] + ow;
-      const __m512 sin = _mm512_set1_ps(shift_[size_t(oc)]);
+      const __m512 sin = epilogue_.shift(oc);
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) {
-        __m512 v = vector_act_ ? simd::act_ps(act_, acc[o][q], sin, sout) : _mm512_sub_ps(acc[o][q], sin);
+        const __m512 v = epilogue_.apply(acc[o][q], sin);
         if (q + 1 < PW)
           _mm512_storeu_ps(dst + 16 * q, v);
         else
           _mm512_mask_storeu_ps(dst + 16 * q, tail, v);
       }
-      if (!vector_act_) {  // rare activations: bias is in, apply f(x - in_shift) + out_shift as scalars
-        Activation a = act_;
-        a.in_shift = 0.0f;
-        apply_activation(a, dst, 16 * (PW - 1) + last);
-      }
+      epilogue_.finish(dst, 16 * (PW - 1) + last);
     }
   }
 
   Conv2dParams p_;
-  Activation act_;
   Shape in_, out_;
   int64_t blocks_ = 0, rows_ = 0, row_ = 0;
   AlignedBuffer wpack_;
-  std::vector<float> shift_;  // per output channel: in_shift - bias
-  bool vector_act_ = false;
+  simd::Epilogue epilogue_;
   int threads_ = 1;
 };
 

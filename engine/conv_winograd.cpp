@@ -89,7 +89,7 @@ __attribute__((always_inline)) inline __m512 cfma(float c, __m512 v, __m512 acc)
 
 class WinogradConv final : public ConvKernel {
  public:
-  WinogradConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), in_(in) {
+  WinogradConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
     out_ = p_.output_shape(in, "winograd conv");
     const int r = int(p_.kernel_h);
     tr_ = winograd_transforms(2, r);
@@ -125,9 +125,7 @@ class WinogradConv final : public ConvKernel {
                 simd::flush_subnormal(float(s));
           }
       }
-    shift_.assign(size_t(blocks_ * ocb_), act_.in_shift);
-    for (int64_t oc = 0; oc < OC_; ++oc) shift_[size_t(oc)] = act_.in_shift - (spec.bias ? spec.bias[oc] : 0.0f);
-    vector_act_ = simd::vectorised(act_);
+    epilogue_ = simd::Epilogue(spec.act, spec.bias, OC_, blocks_ * ocb_);
     TH_ = (out_[2] + 1) / 2;
     TW_ = (out_[3] + 1) / 2;
     const int64_t tw_vecs = (TW_ + 15) / 16;
@@ -342,7 +340,7 @@ class WinogradConv final : public ConvKernel {
       t[xi][0] = s0;
       t[xi][1] = s1;
     }
-    const __m512 sin = _mm512_set1_ps(shift_[size_t(oc)]), sout = _mm512_set1_ps(act_.out_shift);
+    const __m512 sin = epilogue_.shift(oc);
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     const int64_t OH = out_[2], OW = out_[3];
@@ -359,34 +357,23 @@ class WinogradConv final : public ConvKernel {
         c0 = cfma(at[size_t(i * A + xi)], t[xi][0], c0);
         c1 = cfma(at[size_t(i * A + xi)], t[xi][1], c1);
       }
-      if (vector_act_) {
-        c0 = simd::act_ps(act_, c0, sin, sout);
-        c1 = simd::act_ps(act_, c1, sin, sout);
-      } else {
-        c0 = _mm512_sub_ps(c0, sin);
-        c1 = _mm512_sub_ps(c1, sin);
-      }
+      c0 = epilogue_.apply(c0, sin);
+      c1 = epilogue_.apply(c1, sin);
       float* dst = y + (oc * OH + oy) * OW + x0;
       _mm512_mask_storeu_ps(dst, m0, _mm512_permutex2var_ps(c0, lo, c1));
       _mm512_mask_storeu_ps(dst + 16, m1, _mm512_permutex2var_ps(c0, hi, c1));
-      if (!vector_act_) {
-        Activation a = act_;
-        a.in_shift = 0.0f;
-        apply_activation(a, dst, valid);
-      }
+      epilogue_.finish(dst, valid);
     }
   }
 
   Conv2dParams p_;
-  Activation act_;
   Shape in_, out_;
   WinogradTransforms tr_;
   int a_ = 0, P_ = 0;
   int ocb_ = 8, vecs_ = 1;
   int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0;
   AlignedBuffer u_;
-  std::vector<float> shift_;
-  bool vector_act_ = false;
+  simd::Epilogue epilogue_;
   int threads_ = 1;
 };
 

@@ -1,6 +1,8 @@
 #pragma once
-// Deterministic random numbers for initialising weights and making test inputs: the same seed gives the
-// same values on every machine and compiler (no std:: distributions, whose output is unspecified).
+// Deterministic random numbers for initialising weights and making test inputs. The integer stream
+// (splitmix64) and uniform() are the same everywhere for a seed; normal() goes through libm's log, sin
+// and cos, so its last bits may differ between libm versions (no std:: distributions, whose algorithms
+// are unspecified).
 #include <cstdint>
 
 #include "engine/tensor.h"

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <vector>
 
 #include "engine/activation.h"
 
@@ -11,7 +12,7 @@ namespace npcore::simd {
 
 // Packed weights drop subnormal values: an FMA with a subnormal operand takes a microcode assist (~100x
 // slower on Intel cores; trained weights pushed towards zero by sparsity penalties can hold such
-// values), and each such term changes a sum by less than 1.2e-38.
+// values), and each dropped term w*x changes a sum by less than 1.2e-38 * |x|.
 inline float flush_subnormal(float w) { return std::fabs(w) < 1.17549435e-38f ? 0.0f : w; }
 
 // 2^n * (1 + p) - 1 split so that neither the small nor the large range loses bits:
@@ -85,6 +86,36 @@ inline __m512 act_ps(const Activation& a, __m512 x, __m512 shift_in, __m512 shif
   }
   return _mm512_add_ps(y, shift_out);
 }
+
+// The end of a native conv kernel: y = f(acc + bias[oc] - in_shift) + out_shift. Vectorised activations
+// run on the accumulators; for the others the bias goes in as a subtraction of (in_shift - bias) and the
+// scalar loop applies f to the stored values.
+class Epilogue {
+ public:
+  Epilogue() = default;
+  // `bias` may be null; `channels` is padded to `padded` with the activation's in_shift.
+  Epilogue(const Activation& act, const float* bias, int64_t channels, int64_t padded)
+      : act_(act), vector_(vectorised(act)) {
+    shift_.assign(size_t(padded), act.in_shift);
+    for (int64_t c = 0; c < channels; ++c) shift_[size_t(c)] = act.in_shift - (bias ? bias[c] : 0.0f);
+    scalar_ = act;
+    scalar_.in_shift = 0.0f;
+  }
+  // The per-channel term to pass to apply().
+  __m512 shift(int64_t oc) const { return _mm512_set1_ps(shift_[size_t(oc)]); }
+  __m512 apply(__m512 acc, __m512 shift) const {
+    return vector_ ? act_ps(act_, acc, shift, _mm512_set1_ps(act_.out_shift)) : _mm512_sub_ps(acc, shift);
+  }
+  // After storing n values of one channel at dst: the activation, if apply() could not.
+  void finish(float* dst, int64_t n) const {
+    if (!vector_) apply_activation(scalar_, dst, n);
+  }
+
+ private:
+  Activation act_, scalar_;
+  std::vector<float> shift_;  // per output channel: in_shift - bias
+  bool vector_ = false;
+};
 
 // The register-tile step of the native kernels: acc[o][q] += w[o] * x[16q .. 16q+16) for OCB broadcast
 // weights and NV vectors of x (an outer product; OCB*NV FMAs per OCB + NV loads).

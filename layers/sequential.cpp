@@ -148,7 +148,7 @@ std::vector<std::string> Sequential::stage_names() const {
     std::string s = children_[active_[k]]->name();
     for (size_t j : absorbed_[k]) {
       const std::string& n = children_[j]->name();
-      s += "+" + n.substr(n.rfind('.') + 1);
+      s.append("+").append(n, n.rfind('.') + 1, std::string::npos);
     }
     v.push_back(s);
   }
