@@ -16,6 +16,7 @@
 #include "engine/peak.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
+#include "weights/json_guard.h"
 
 namespace npcore::tool {
 namespace {
@@ -36,19 +37,24 @@ struct BenchConfig {
 
 // Reads the description. A TransferLearningCore whose `pretrained` is true (its default) needs ImageNet
 // weights from a file and refuses init(); for timing, random weights do as well, so the key is rewritten
-// to false. Malformed JSON is left to make_core, which reports it naming the file.
+// to false. Malformed JSON is left to make_core, which reports it naming the file; JSON nested deeper than
+// a description needs is refused here, before anything copies or prints it.
 BenchConfig read_bench_config(const std::string& path) {
   BenchConfig c;
   c.text = read_text_file(path);
-  json j = json::parse(c.text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return c;
+  json j;
+  std::string why;
+  const JsonParse parsed =
+      parse_json_limited(c.text.data(), c.text.data() + c.text.size(), kMaxConfigDepth, &j, &why);
+  if (parsed == JsonParse::TooDeep) throw ConfigError(path + ": not valid JSON: " + why);
+  if (parsed != JsonParse::Ok || !j.is_object()) return c;
   if (j.contains("input_shape")) {
     const json& s = j["input_shape"];
     const bool ok = s.is_array() && s.size() == 4 && std::all_of(s.begin(), s.end(), [](const json& d) {
                       return d.is_number_integer() && d.get<int64_t>() > 0;
                     });
     if (!ok)
-      throw ConfigError(path + ": input_shape is " + s.dump() +
+      throw ConfigError(path + ": input_shape is " + brief(s) +
                         "; it must be [N, C, H, W] with positive integers (or be absent)");
     c.height = s[2].get<int64_t>();
     c.width = s[3].get<int64_t>();
