@@ -224,13 +224,69 @@ TEST_CASE("the unpickler survives malformed pickles with clear errors", "[pth]")
                                "cos\nsys")),
                     Catch::Contains("not terminated by a newline"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02") + std::string(5000, '(') + "."), Catch::Contains("nested MARKs"));
-  CHECK_THROWS_WITH(unpickle(B("\x80\x02N") + std::string(5000, '\x85') + "."),
-                    Catch::Contains("nested deeper"));
   CHECK_THROWS_WITH(unpickle(B("\x80\x02]N}b.")), Catch::Contains("refuses BUILD"));
   // A list that contains itself is legal pickle; it must neither recurse nor leak into a crash.
   CHECK_NOTHROW(
       unpickle(B("\x80\x02]q\x00h\x00"
                  "a.")));
+}
+
+TEST_CASE("the unpickler walks nothing recursively: 100000 nested tuples load and free", "[pth]") {
+  TorchUnpickler up("test pickle");
+  const std::string deep = B("\x80\x02N") + std::string(100000, '\x85') + ".";  // ((((None,),),)...)
+  const PyValue* v = &up.load(reinterpret_cast<const uint8_t*>(deep.data()), deep.size());
+  int depth = 0;
+  while (v->kind == PyValue::Kind::Tuple) {
+    REQUIRE(v->items.size() == 1);
+    v = v->items[0];
+    ++depth;
+  }
+  CHECK(depth == 100000);
+  CHECK(v->kind == PyValue::Kind::None);
+}
+
+TEST_CASE("the unpickler's memory is bounded by the pickle's bytes", "[pth]") {
+  // A list of 1000 pairs, then OrderedDict(list) again and again: each REDUCE costs 7 bytes of pickle
+  // and copies 2000 pointers. Without a budget, 64 KiB of pickle held 1.2 GB.
+  std::string p = B("\x80\x02"
+                    "ccollections\nOrderedDict\nq\x00U\x01"
+                    "aU\x01"
+                    "b\x86q\x01"
+                    "0](");
+  for (int i = 0; i < 1000; ++i) p += B("h\x01");
+  p += B("eq\x02");
+  SECTION("a few copies are fine") {
+    TorchUnpickler up("amp.pkl");
+    std::string ok = p;
+    for (int i = 0; i < 2; ++i) ok += B("h\x00h\x02\x85R0");
+    ok += B("N.");
+    CHECK_NOTHROW(up.load(reinterpret_cast<const uint8_t*>(ok.data()), ok.size()));
+  }
+  SECTION("many copies are refused, naming the source and the limit") {
+    std::string bomb = p;
+    for (int i = 0; i < 10000; ++i) bomb += B("h\x00h\x02\x85R0");
+    bomb += B("N.");
+    TorchUnpickler up("amp.pkl");
+    CHECK_THROWS_AS(up.load(reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size()), FormatError);
+    TorchUnpickler up2("amp.pkl");
+    CHECK_THROWS_WITH(up2.load(reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size()),
+                      Catch::Contains("amp.pkl: the pickle builds") &&
+                          Catch::Contains("more than the limit of 4 per byte read plus 4096") &&
+                          Catch::Contains("pickle opcode REDUCE"));
+  }
+  SECTION("None, True and False are shared, so repeating them costs nothing") {
+    std::string nones = B("\x80\x02");
+    for (int i = 0; i < 200000; ++i) nones += B("N0\x88\x30\x89\x30");
+    nones += B("(N\x88\x89N\x88\x89t.");
+    TorchUnpickler up("nones.pkl");
+    const PyValue& t = up.load(reinterpret_cast<const uint8_t*>(nones.data()), nones.size());
+    REQUIRE(t.items.size() == 6);
+    CHECK(t.items[0] == t.items[3]);
+    CHECK(t.items[1] == t.items[4]);
+    CHECK(t.items[2] == t.items[5]);
+    CHECK(t.items[1]->i == 1);
+    CHECK(t.items[2]->i == 0);
+  }
 }
 
 TEST_CASE("the unpickler reads what state_dicts hold: OrderedDict (Python 2 form too), big ints, floats",
