@@ -8,11 +8,10 @@
 #include "cores/factory.h"
 #include "engine/error.h"
 #include "weights/json_guard.h"
-#include "weights/mapped_file.h"
 #include "weights/safetensors.h"
 #include "weights/text_util.h"
-#include "weights/torch_checkpoint.h"
 #include "weights/weight_spec.h"
+#include "weights/weights_file.h"
 
 namespace npcore {
 
@@ -67,17 +66,7 @@ TensorCheck compare_tensors(const std::string& name, const Tensor& got, const Te
 }
 
 StateDict load_weights_file(const std::string& path) {
-  // By content first (a checkpoint renamed .safetensors still reads), then by extension.
-  auto file = MappedFile::open(path);
-  if (looks_like_torch_checkpoint(file->data(), file->size()))
-    return parse_torch_checkpoint(file->data(), file->size(), path, file).tensors;
-  if (ends_with(path, ".safetensors") || (file->size() > 8 && file->data()[8] == '{'))
-    return parse_safetensors(file->data(), file->size(), path, file).tensors;
-  if (ends_with(path, ".pth") || ends_with(path, ".pt") || ends_with(path, ".bin"))
-    return parse_torch_checkpoint(file->data(), file->size(), path, file).tensors;  // explains what is wrong
-  throw FormatError(path +
-                    ": unsupported weights file (expected .safetensors, or a torch.save checkpoint such as "
-                    ".pth/.pt)");
+  return read_state_dict(path).tensors;
 }
 
 CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& opt) {

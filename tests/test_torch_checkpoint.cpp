@@ -15,6 +15,7 @@
 #include "weights/safetensors.h"
 #include "weights/torch_checkpoint.h"
 #include "weights/torch_pickle.h"
+#include "weights/weights_file.h"
 
 using namespace npcore;
 namespace fs = std::filesystem;
@@ -173,12 +174,67 @@ TEST_CASE("hostile and damaged checkpoint files are refused with messages naming
        "tensor 'w' [4, 3] at offset 0 with stride (3, 1) needs element 11 of storage"},
       {"offset_beyond_storage.pth", "tensor 'w' [2] at offset 10 with stride (1) needs element 11"},
       {"missing_storage.pth", "storage '7' has no zip entry missing_storage/data/7"},
+      // Zero strides expanding 4 bytes of storage to 2 GiB (zip and legacy).
+      {"expand.pth",
+       "tensor 'w' [32768, 16384] with stride (0, 0) repeats the elements of storage '0': it would take "
+       "2147483648 bytes from 4 bytes of storage; more than 4 x the storage plus 1 MiB is refused"},
+      {"expand.legacy.pth", "it would take 2147483648 bytes from 4 bytes of storage"},
+      {"bad_crc.pth", "zip entry 'bad_crc/data/0' fails its CRC-32 check"},
+      {"pickle_too_big.pth",
+       "zip entry 'pickle_too_big/data.pkl' is 67108865 bytes, more than the limit of 67108864"},
   };
   for (const Case& c : cases) {
     INFO(c.file);
     CHECK_THROWS_AS(read_torch_checkpoint(pth_fixture(c.file)), FormatError);
     CHECK_THROWS_WITH(read_torch_checkpoint(pth_fixture(c.file)), Catch::Contains(c.words));
   }
+}
+
+TEST_CASE("a shapes-only read lists every tensor without copying, decompressing or CRC-checking", "[pth]") {
+  const SafetensorsFile want = read_safetensors(pth_fixture("layouts.expected.safetensors"));
+  for (const char* f : {"layouts.pth", "layouts.legacy.pth"}) {
+    INFO(f);
+    const TorchCheckpoint ck = read_torch_checkpoint(pth_fixture(f), TensorData::ShapesOnly);
+    CHECK(ck.copied_bytes == 0);
+    REQUIRE(ck.tensors.order() == want.tensors.order());
+    for (const std::string& n : want.tensors.order()) {
+      INFO(n);
+      CHECK(ck.tensors.at(n).dtype == want.tensors.at(n).dtype);
+      CHECK(ck.tensors.at(n).shape == want.tensors.at(n).shape);
+      CHECK(ck.tensors.at(n).nbytes == want.tensors.at(n).nbytes);
+    }
+    CHECK(ck.tensors.at("transposed").data == nullptr);  // a strided view: not gathered
+    CHECK_THROWS_WITH(ck.tensors.get_float("transposed"), Catch::Contains("its data was not read"));
+  }
+  // The CRC belongs to the data, which is not read; the expansion rule is about shapes and still holds.
+  CHECK(read_torch_checkpoint(pth_fixture("bad_crc.pth"), TensorData::ShapesOnly).tensors.size() == 1);
+  CHECK_THROWS_WITH(read_torch_checkpoint(pth_fixture("expand.pth"), TensorData::ShapesOnly),
+                    Catch::Contains("more than 4 x the storage plus 1 MiB"));
+}
+
+TEST_CASE("one sniffer tells the formats apart; read_state_dict reads both state_dict formats", "[pth]") {
+  auto kind = [](const std::string& bytes) {
+    return sniff_file_kind(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  };
+  CHECK(kind(B("PK\x03\x04....")) == FileKind::TorchZip);
+  CHECK(kind(B("PK\x05\x06....")) == FileKind::TorchZip);
+  CHECK(kind(B("\x80\x02\x8a\x0a")) == FileKind::TorchLegacy);
+  CHECK(kind(B("\x93NUMPY\x01\x00")) == FileKind::Npy);
+  CHECK(kind(B("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}      ")) == FileKind::Safetensors);
+  CHECK(kind(std::string(257, '\0') + "ustar\0" + std::string(300, '\0')) == FileKind::TorchTar);
+  CHECK(kind("hello") == FileKind::Unknown);
+  CHECK(kind("") == FileKind::Unknown);
+
+  const StateDictFile zip = read_state_dict(pth_fixture("layouts.pth"));
+  CHECK(zip.format == "pytorch zip");
+  CHECK(zip.copied_bytes == (24 + 8 + 6) * 4);
+  CHECK(read_state_dict(pth_fixture("layouts.legacy.pth")).format == "pytorch legacy");
+  const StateDictFile st = read_state_dict(pth_fixture("layouts.expected.safetensors"));
+  CHECK(st.format == "safetensors");
+  CHECK(st.tensors.size() == 13);
+  CHECK(st.file_bytes == fs::file_size(pth_fixture("layouts.expected.safetensors")));
+  CHECK_THROWS_WITH(read_state_dict(test::fixture_dir() + "/npy/f4_7.npy"),
+                    Catch::Contains("f4_7.npy: a NumPy .npy array, not a state_dict"));
 }
 
 TEST_CASE("the unpickler refuses globals, calls and opcodes a state_dict does not need", "[pth]") {
