@@ -122,9 +122,8 @@ void ConfigReader::finish() const {
     if (!known_.count(it.key())) unknown.push_back(printable(it.key()));
   if (unknown.empty()) return;
   std::string msg = where_ + ": unknown key" + (unknown.size() > 1 ? "s " : " ");
-  const size_t shown = std::min<size_t>(unknown.size(), 12);
-  for (size_t i = 0; i < shown; ++i) msg += (i ? ", '" : "'") + unknown[i] + "'";
-  if (shown < unknown.size()) msg += ", ... and " + std::to_string(unknown.size() - shown) + " more";
+  for (std::string& k : unknown) k = "'" + k + "'";
+  msg += list_some(unknown, 12, ", ");
   msg += "; accepted keys are:";
   for (const auto& k : known_) msg += " " + k;
   throw ConfigError(msg);

@@ -40,11 +40,17 @@ std::string shape_str(const std::vector<int64_t>& dims, const char* open, const 
   return s + close;
 }
 
-std::string list_some(const std::vector<std::string>& items, size_t max_shown) {
+std::string list_some(const std::vector<std::string>& items, size_t max_shown, const char* sep) {
   std::string s;
   const size_t shown = std::min(items.size(), max_shown);
-  for (size_t i = 0; i < shown; ++i) s += (i ? "; " : "") + items[i];
-  if (shown < items.size()) s += "; ... and " + std::to_string(items.size() - shown) + " more";
+  for (size_t i = 0; i < shown; ++i) {
+    if (i) s += sep;
+    s += items[i];
+  }
+  if (shown < items.size()) {
+    s += sep;
+    s += "... and " + std::to_string(items.size() - shown) + " more";
+  }
   return s;
 }
 

@@ -18,7 +18,7 @@ bool ends_with(std::string_view s, std::string_view suffix);
 // "[16, 1, 5, 5]" (or with other brackets, e.g. "(3, 1)" for strides).
 std::string shape_str(const std::vector<int64_t>& dims, const char* open = "[", const char* close = "]");
 
-// The first `max_shown` items joined by "; ", then "; ... and N more" if there are more.
-std::string list_some(const std::vector<std::string>& items, size_t max_shown = 12);
+// The first `max_shown` items joined by `sep`, then "<sep>... and N more" if there are more.
+std::string list_some(const std::vector<std::string>& items, size_t max_shown = 12, const char* sep = "; ");
 
 }  // namespace npcore
