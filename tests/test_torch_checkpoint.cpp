@@ -27,7 +27,8 @@ std::string pth_fixture(const std::string& name) {
 }
 
 // Same names, dtypes, shapes and bytes; otherwise `why` says what differs. (Names are compared as sets:
-// the safetensors reader lists names sorted, not in file order.)
+// the readers keep each file's order, and the safetensors package writes its header keys sorted by name,
+// while torch.save keeps the state_dict's order.)
 bool same_tensors(const StateDict& got, const StateDict& want, std::string* why) {
   std::vector<std::string> a = got.order(), b = want.order();
   std::sort(a.begin(), a.end());
@@ -304,11 +305,12 @@ TEST_CASE("the unpickler walks nothing recursively: 100000 nested tuples load an
 TEST_CASE("the unpickler's memory is bounded by the pickle's bytes", "[pth]") {
   // A list of 1000 pairs, then OrderedDict(list) again and again: each REDUCE costs 7 bytes of pickle
   // and copies 2000 pointers. Without a budget, 64 KiB of pickle held 1.2 GB.
-  std::string p = B("\x80\x02"
-                    "ccollections\nOrderedDict\nq\x00U\x01"
-                    "aU\x01"
-                    "b\x86q\x01"
-                    "0](");
+  std::string p =
+      B("\x80\x02"
+        "ccollections\nOrderedDict\nq\x00U\x01"
+        "aU\x01"
+        "b\x86q\x01"
+        "0](");
   for (int i = 0; i < 1000; ++i) p += B("h\x01");
   p += B("eq\x02");
   SECTION("a few copies are fine") {
