@@ -180,6 +180,11 @@ TEST_CASE("hostile and damaged checkpoint files are refused with messages naming
        "tensor 'w' [32768, 16384] with stride (0, 0) repeats the elements of storage '0': it would take "
        "2147483648 bytes from 4 bytes of storage; more than 4 x the storage plus 1 MiB is refused"},
       {"expand.legacy.pth", "it would take 2147483648 bytes from 4 bytes of storage"},
+      // Eight 1 MiB expansions of one float: each within the per-tensor rule, together far beyond the file.
+      {"expand_many.pth",
+       "tensor 'w1' [262144] (a dense copy of a strided tensor) brings the copies made "
+       "while reading to 2097152 bytes from a file of 862 bytes; more than 4 x the file "
+       "plus 1 MiB is refused"},
       {"bad_crc.pth", "zip entry 'bad_crc/data/0' fails its CRC-32 check"},
       {"pickle_too_big.pth",
        "zip entry 'pickle_too_big/data.pkl' is 67108865 bytes, more than the limit of 67108864"},
@@ -211,6 +216,8 @@ TEST_CASE("a shapes-only read lists every tensor without copying, decompressing 
   CHECK(read_torch_checkpoint(pth_fixture("bad_crc.pth"), TensorData::ShapesOnly).tensors.size() == 1);
   CHECK_THROWS_WITH(read_torch_checkpoint(pth_fixture("expand.pth"), TensorData::ShapesOnly),
                     Catch::Contains("more than 4 x the storage plus 1 MiB"));
+  CHECK_THROWS_WITH(read_torch_checkpoint(pth_fixture("expand_many.pth"), TensorData::ShapesOnly),
+                    Catch::Contains("more than 4 x the file plus 1 MiB"));
 }
 
 TEST_CASE("one sniffer tells the formats apart; read_state_dict reads both state_dict formats", "[pth]") {

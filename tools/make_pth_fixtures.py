@@ -13,7 +13,7 @@ Two kinds of files:
     training checkpoint, a truncated zip, and zips whose pickle and storages disagree (crafted with a
     custom Pickler, since torch.save never writes them);
   * files beyond the reader's limits: a tensor whose zero strides expand 4 bytes of storage to 2 GiB
-    (zip and legacy), a stored storage entry whose bytes fail the zip CRC-32, a data.pkl claiming more
+    (zip and legacy), eight tensors of 1 MiB each expanded from one float, a stored storage entry whose bytes fail the zip CRC-32, a data.pkl claiming more
     than 64 MiB (bzip2-compressed zeros, so the file stays small).
 Nothing here is executed when the files are written: pickling a __reduce__ only records the call.
 """
@@ -205,6 +205,10 @@ def write_limits():
     expand = {"w": FakeTensor(FakeStorage("0", 1), 0, (32768, 16384), (0, 0))}
     write_crafted_zip("expand", expand, {"0": one})
     write_crafted_legacy("expand.legacy", expand, {"0": (1, one)})
+    # Eight tensors, each 1 MiB of one repeated float: each within the per-tensor rule, together beyond
+    # 4 x the file plus 1 MiB.
+    many = collections.OrderedDict((f"w{i}", FakeTensor(FakeStorage("0", 1), 0, (262144,), (0,))) for i in range(8))
+    write_crafted_zip("expand_many", many, {"0": one})
 
     # A stored storage entry with one byte changed after the CRC was written.
     path = os.path.join(OUT, "bad_crc.pth")

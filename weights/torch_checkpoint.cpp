@@ -25,8 +25,22 @@ constexpr uint64_t kMaxPickleBytes = uint64_t(64) << 20;
 // A tensor whose strides repeat elements (expand, broadcast) is gathered into a dense copy. A copy more
 // than kMaxExpansion times its storage's bytes plus kExpansionSlack is refused: 744 bytes of file could
 // otherwise claim gigabytes. Real state_dicts hold dense tensors, or small broadcasts within the slack.
+// All copies together (gathered tensors and decompressed entries) are bounded the same way by the file's
+// bytes, since many tensors may each expand one small storage within the per-tensor rule.
 constexpr uint64_t kMaxExpansion = 4;
 constexpr uint64_t kExpansionSlack = uint64_t(1) << 20;
+
+// Adds `n` bytes of copies to `*copied`, refusing a total (with `skipped` copies a shapes-only read did
+// not make) above kMaxExpansion x the file plus the slack.
+void charge_copy(uint64_t* copied, uint64_t n, uint64_t skipped, uint64_t file_bytes,
+                 const std::string& what) {
+  *copied += n;
+  const uint64_t total = *copied + skipped;
+  if (total > kMaxExpansion * file_bytes + kExpansionSlack)
+    throw FormatError(what + " brings the copies made while reading to " + std::to_string(total) +
+                      " bytes from a file of " + std::to_string(file_bytes) + " bytes; more than " +
+                      std::to_string(kMaxExpansion) + " x the file plus 1 MiB is refused");
+}
 
 // The bytes of one root storage (data null in a shapes-only read when they would have to be copied).
 struct RootBytes {
@@ -54,7 +68,8 @@ std::string a_type(const PyValue& v) {
 
 StateDict build_state_dict(const PyValue& top, const TorchUnpickler& up, const Resolver& resolve,
                            const std::string& source, const std::shared_ptr<const void>& owner,
-                           TensorData mode, uint64_t* copied_bytes) {
+                           TensorData mode, uint64_t file_bytes, uint64_t* copied_bytes) {
+  uint64_t skipped = 0;  // gathers a shapes-only read did not make, counted so that both modes refuse alike
   using K = PyValue::Kind;
   if (top.kind != K::Dict)
     throw FormatError(source + ": holds " + a_type(top) + ", not a state_dict (a dict of tensors)");
@@ -136,8 +151,12 @@ StateDict build_state_dict(const PyValue& top, const TorchUnpickler& up, const R
     if (dense) {
       st.data = base ? base + uint64_t(t.offset) * es : nullptr;
     } else if (mode == TensorData::ShapesOnly || !base) {
+      charge_copy(&skipped, st.nbytes, *copied_bytes, file_bytes,
+                  where + " (a dense copy of a strided tensor)");
       st.data = nullptr;  // not gathered: only the shape is wanted
     } else {
+      charge_copy(copied_bytes, st.nbytes, skipped, file_bytes,
+                  where + " (a dense copy of a strided tensor)");
       auto buf = allocate(st.nbytes, where + " (a dense copy of a strided tensor)");
       const size_t rank = t.size.size();
       std::vector<int64_t> idx(rank, 0);
@@ -153,7 +172,6 @@ StateDict build_state_dict(const PyValue& top, const TorchUnpickler& up, const R
       }
       st.data = buf->data();
       sd.keep_alive(buf);
-      *copied_bytes += st.nbytes;
     }
     sd.add(name, std::move(st));
   }
@@ -403,9 +421,10 @@ TorchCheckpoint read_zip(const uint8_t* data, size_t size, const std::string& so
     if (st.comp_method == ZIP_CM_STORE && st.encryption_method == ZIP_EM_NONE)
       rb.data = zip.locate_stored(entry, need, st.crc);
     if (!rb.data) {
+      charge_copy(&ck.copied_bytes, need, 0, size,
+                  source + ": storage '" + printable(s.key) + "' (" + printable(entry) + ", decompressed)");
       auto buf = zip.read(entry, need);
       copies->push_back(buf);
-      ck.copied_bytes += need;
       rb.data = buf->data();
     }
     roots.emplace(s.key, rb);
@@ -413,7 +432,7 @@ TorchCheckpoint read_zip(const uint8_t* data, size_t size, const std::string& so
   };
   ck.format = TorchFormat::Zip;
   ck.file_bytes = size;
-  ck.tensors = build_state_dict(top, up, resolve, source, owner, mode, &ck.copied_bytes);
+  ck.tensors = build_state_dict(top, up, resolve, source, owner, mode, size, &ck.copied_bytes);
   if (!copies->empty()) ck.tensors.keep_alive(copies);
   return ck;
 }
@@ -494,7 +513,7 @@ TorchCheckpoint read_legacy(const uint8_t* data, size_t size, const std::string&
   TorchCheckpoint ck;
   ck.format = TorchFormat::Legacy;
   ck.file_bytes = size;
-  ck.tensors = build_state_dict(top, up, resolve, source, owner, mode, &ck.copied_bytes);
+  ck.tensors = build_state_dict(top, up, resolve, source, owner, mode, size, &ck.copied_bytes);
   return ck;
 }
 

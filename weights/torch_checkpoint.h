@@ -30,8 +30,8 @@ struct TorchCheckpoint {
 
 // Memory-maps and reads `path`. Throws FormatError naming the file and the problem (not a checkpoint,
 // refused pickle content, truncated or inconsistent storages, a tensor beyond its storage or repeating
-// its storage's elements into more than 4 x its bytes plus 1 MiB, a stored zip entry failing its CRC-32,
-// ...). With TensorData::ShapesOnly, compressed and strided tensors are not read or gathered (data null).
+// its storage's elements into more than 4 x its bytes plus 1 MiB, copies (gathered or decompressed)
+// totalling more than 4 x the file plus 1 MiB, a stored zip entry failing its CRC-32, ...). With TensorData::ShapesOnly, compressed and strided tensors are not read or gathered (data null).
 TorchCheckpoint read_torch_checkpoint(const std::string& path, TensorData mode = TensorData::Load);
 // The same from bytes in memory; `source` names them in messages, `owner` keeps them alive for as long
 // as the returned tensors.
