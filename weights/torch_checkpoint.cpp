@@ -97,7 +97,7 @@ StateDict build_state_dict(const PyValue& top, const TorchUnpickler& up, const R
         hint = "; not a plain state_dict (a training checkpoint?): save model.state_dict() instead";
       throw FormatError(source + ": value of '" + shown + "' is " + a_type(v) + ", not a tensor" + hint);
     }
-    const TorchTensorRef& t = v.tensor;
+    const TorchTensorRef& t = *v.tensor;
     const TorchStorageRef& s = up.storages().at(t.storage);
     const uint64_t es = dtype_size(s.dtype);
     const int64_t first = s.is_view ? s.view_offset : 0;

@@ -358,7 +358,7 @@ PyValue* TorchUnpickler::rebuild_tensor(const std::string& fn, const PyValue& ar
       f.fail(fn + ": metadata must be a dict or None, got " + py_type_name(*a[6]));
   }
   PyValue* v = make(K::Tensor, f);
-  v->tensor = std::move(t);
+  v->tensor = std::make_unique<TorchTensorRef>(std::move(t));
   return v;
 }
 

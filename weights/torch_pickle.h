@@ -13,8 +13,10 @@
 // recursively, so cyclic or deeply nested input neither recurses nor leaks. Every length is checked
 // against the bytes that remain, and memory is bounded by the bytes read: values made, container items
 // stored and memo entries together may number at most kUnitsPerByte per pickle byte read (plus
-// kUnitsSlack) and kMaxUnits in all. An honest state_dict pickle needs under one per byte; a pickle that
-// builds one list and passes it to OrderedDict again and again is refused before it fills memory.
+// kUnitsSlack) and kMaxUnits in all (at most about 0.5 GB; a state_dict needs about 35 per tensor, so
+// over 100000 tensors fit).
+// An honest state_dict pickle needs under one per byte (torchvision's: about 0.5); a pickle that builds
+// one list and passes it to OrderedDict again and again is refused before it fills memory.
 // None, True and False are one shared value each.
 #include <cstdint>
 #include <memory>
@@ -53,7 +55,7 @@ struct PyValue {
   double f = 0.0;               // Float
   std::string s;                // Str (UTF-8), Bytes, BigInt (little-endian two's complement), Global
   std::vector<PyValue*> items;  // Tuple, List; Dict: key0, value0, key1, value1, ... in insertion order
-  TorchTensorRef tensor;        // Tensor
+  std::unique_ptr<TorchTensorRef> tensor;  // Tensor (out of line: most values are not tensors)
 };
 
 // Python's name for a value's type, for messages ("int", "str", "OrderedDict", "Tensor", ...).
@@ -66,7 +68,7 @@ class TorchUnpickler {
   static constexpr size_t kMaxLongBytes = 1024;    // LONG4 integers
   static constexpr uint64_t kUnitsPerByte = 4;     // values + container items + memo entries per byte read
   static constexpr uint64_t kUnitsSlack = 4096;    // ... plus this many, for tiny pickles
-  static constexpr uint64_t kMaxUnits = 1u << 24;  // ... and never more than this many in all
+  static constexpr uint64_t kMaxUnits = 1u << 22;  // ... and never more than this many in all
 
   // `source` (the file name, with the part being read) prefixes every message.
   explicit TorchUnpickler(std::string source);
