@@ -1,7 +1,6 @@
 // npcore: the command-line tool, a thin user of the library. Every error is one line on stderr and exit
 // status 2: command-line mistakes name the subcommand's help, other errors the file or key at fault.
 #include <cstdio>
-#include <cstring>
 #include <exception>
 
 #include "engine/error.h"
