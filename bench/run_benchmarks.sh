@@ -2,7 +2,9 @@
 # The performance comparison of docs/PERFORMANCE.md: the engine (`npcore bench`), PyTorch eager
 # (bench/torch_baseline.py, Debian's python3-torch) and ONNX Runtime (bench/ort_baseline.js on the same
 # models exported to ONNX) on the four seed cores at batch 1 and 8, then every conv backend on the cores'
-# convolutions (npcore_kernel_bench). Writes docs/PERFORMANCE.md and docs/performance.png.
+# convolutions (npcore_kernel_bench), and the native backend once more with --no-winograd (GFLOP are
+# direct-equivalent; that run gives the arithmetic actually executed). Writes docs/PERFORMANCE.md and
+# docs/performance.png.
 #
 #   bench/run_benchmarks.sh [NPCORE [KERNEL_BENCH]]     (default build/npcore, build/npcore_kernel_bench)
 #
@@ -152,6 +154,11 @@ if [[ ${SKIP_KERNELS:-0} != 1 ]]; then
   if [[ -x $kbench ]]; then
     log "kernel bench ($kbench)"
     run_one "$work/results/kernels.json" "$kbench" --threads "$threads" --warmup 2 --runs 10 --reference-runs 1 --json
+    # The native backend again, summing directly: its GFLOP/s are then the arithmetic executed, which the
+    # report shows beside the direct-equivalent figures of the Winograd rows.
+    log "kernel bench, native --no-winograd"
+    run_one "$work/results/kernels_direct.json" "$kbench" --threads "$threads" --warmup 2 --runs 10 \
+      --backend native --no-winograd --json
   else
     log "no kernel bench at $kbench: kernel table skipped"
   fi

@@ -1,6 +1,8 @@
 #include "cores/config_reader.h"
 
 #include "engine/error.h"
+#include "weights/json_guard.h"
+#include "weights/text_util.h"
 
 namespace npcore {
 
@@ -8,17 +10,34 @@ namespace {
 const nlohmann::json kNull;
 }
 
-ConfigReader::ConfigReader(const nlohmann::json& config, std::string where) : cfg_(config), where_(std::move(where)) {
-  if (!cfg_.is_object()) throw ConfigError(where_ + ": must be a JSON object, got " + std::string(cfg_.type_name()));
+ConfigReader::ConfigReader(const nlohmann::json& config, std::string where)
+    : cfg_(config), where_(std::move(where)) {
+  if (!cfg_.is_object())
+    throw ConfigError(where_ + ": must be a JSON object, got " + std::string(cfg_.type_name()));
+  // Builders copy and print values, which recurses per nesting level: a config parsed without
+  // parse_json_limited is checked here, by a walk that does not recurse.
+  std::vector<std::pair<const nlohmann::json*, int>> todo{{&cfg_, 1}};
+  while (!todo.empty()) {
+    auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (depth > kMaxConfigDepth - 1)
+      throw ConfigError(where_ + ": nested deeper than " + std::to_string(kMaxConfigDepth - 1) +
+                        " levels (a config needs 2 or 3)");
+    for (const auto& child : *v)
+      if (child.is_structured()) todo.emplace_back(&child, depth + 1);
+  }
 }
 
-bool ConfigReader::present(const std::string& key) const { return cfg_.contains(key); }
-bool ConfigReader::has(const std::string& key) const { return cfg_.contains(key) && !cfg_.at(key).is_null(); }
+bool ConfigReader::present(const std::string& key) const {
+  return cfg_.contains(key);
+}
+bool ConfigReader::has(const std::string& key) const {
+  return cfg_.contains(key) && !cfg_.at(key).is_null();
+}
 
 void ConfigReader::fail(const std::string& key, const std::string& what) const {
-  std::string got = cfg_.contains(key) ? cfg_.at(key).dump() : std::string("nothing");
-  if (got.size() > 80) got = got.substr(0, 77) + "...";
-  throw ConfigError(where_ + ": '" + key + "' " + what + " (got " + got + ")");
+  const std::string got = cfg_.contains(key) ? brief(cfg_.at(key)) : std::string("nothing");
+  throw ConfigError(where_ + ": '" + printable(key) + "' " + what + " (got " + got + ")");
 }
 
 const nlohmann::json& ConfigReader::raw(const std::string& key) {
@@ -100,10 +119,11 @@ std::vector<bool> ConfigReader::get_bool_or_list(const std::string& key, size_t 
 void ConfigReader::finish() const {
   std::vector<std::string> unknown;
   for (auto it = cfg_.begin(); it != cfg_.end(); ++it)
-    if (!known_.count(it.key())) unknown.push_back(it.key());
+    if (!known_.count(it.key())) unknown.push_back(printable(it.key()));
   if (unknown.empty()) return;
   std::string msg = where_ + ": unknown key" + (unknown.size() > 1 ? "s " : " ");
-  for (size_t i = 0; i < unknown.size(); ++i) msg += (i ? ", '" : "'") + unknown[i] + "'";
+  for (std::string& k : unknown) k = "'" + k + "'";
+  msg += list_some(unknown, 12, ", ");
   msg += "; accepted keys are:";
   for (const auto& k : known_) msg += " " + k;
   throw ConfigError(msg);

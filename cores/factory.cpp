@@ -11,6 +11,7 @@
 #include "cores/stacked2d_options.h"
 #include "cores/transfer_learning_core.h"
 #include "engine/error.h"
+#include "weights/json_guard.h"
 #include "layers/attention_conv.h"
 #include "layers/conv2d.h"
 #include "layers/depth_separable_conv2d.h"
@@ -112,11 +113,11 @@ const std::map<std::string, ModuleBuilder>& module_builders() {
 }
 
 json parse_json(const std::string& text, const std::string& source) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw ConfigError(source + ": not valid JSON: " + e.what());
-  }
+  json j;
+  std::string why;
+  if (parse_json_limited(text.data(), text.data() + text.size(), kMaxConfigDepth, &j, &why) != JsonParse::Ok)
+    throw ConfigError(source + ": not valid JSON: " + why);
+  return j;
 }
 
 template <class Map>

@@ -7,21 +7,24 @@
 
 #include "cores/factory.h"
 #include "engine/error.h"
-#include "weights/mapped_file.h"
+#include "weights/json_guard.h"
 #include "weights/safetensors.h"
-#include "weights/torch_checkpoint.h"
+#include "weights/text_util.h"
 #include "weights/weight_spec.h"
+#include "weights/weights_file.h"
 
 namespace npcore {
 
 std::string case_prefix(const std::string& path) {
-  static const char* suffixes[] = {".weights.safetensors", ".io.safetensors", ".expected.safetensors",
-                                   ".legacy_v1.pth", ".legacy.pth", ".pth", ".json"};
-  for (const char* s : suffixes) {
-    const std::string suf(s);
-    if (path.size() > suf.size() && path.compare(path.size() - suf.size(), suf.size(), suf) == 0)
-      return path.substr(0, path.size() - suf.size());
-  }
+  static const char* suffixes[] = {".weights.safetensors",
+                                   ".io.safetensors",
+                                   ".expected.safetensors",
+                                   ".legacy_v1.pth",
+                                   ".legacy.pth",
+                                   ".pth",
+                                   ".json"};
+  for (const std::string_view suf : suffixes)
+    if (path.size() > suf.size() && ends_with(path, suf)) return path.substr(0, path.size() - suf.size());
   return path;
 }
 
@@ -63,20 +66,7 @@ TensorCheck compare_tensors(const std::string& name, const Tensor& got, const Te
 }
 
 StateDict load_weights_file(const std::string& path) {
-  auto ends_with = [&](const char* s) {
-    const std::string suf(s);
-    return path.size() >= suf.size() && path.compare(path.size() - suf.size(), suf.size(), suf) == 0;
-  };
-  // By content first (a checkpoint renamed .safetensors still reads), then by extension.
-  auto file = MappedFile::open(path);
-  if (looks_like_torch_checkpoint(file->data(), file->size()))
-    return parse_torch_checkpoint(file->data(), file->size(), path, file).tensors;
-  if (ends_with(".safetensors") || (file->size() > 8 && file->data()[8] == '{'))
-    return parse_safetensors(file->data(), file->size(), path, file).tensors;
-  if (ends_with(".pth") || ends_with(".pt") || ends_with(".bin"))
-    return parse_torch_checkpoint(file->data(), file->size(), path, file).tensors;  // explains what is wrong
-  throw FormatError(path + ": unsupported weights file (expected .safetensors, or a torch.save checkpoint such as "
-                           ".pth/.pt)");
+  return read_state_dict(path).tensors;
 }
 
 CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& opt) {
@@ -87,11 +77,9 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
   const std::string json_path = prefix + ".json";
   const std::string text = read_text_file(json_path);
   nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(json_path + ": not valid JSON: " + e.what());
-  }
+  std::string why;
+  if (parse_json_limited(text.data(), text.data() + text.size(), kMaxConfigDepth, &j, &why) != JsonParse::Ok)
+    throw ConfigError(json_path + ": not valid JSON: " + why);
   const bool is_module = j.is_object() && j.contains("module");
   StateDict weights = load_weights_file(opt.weights.empty() ? prefix + ".weights.safetensors" : opt.weights);
   SafetensorsFile io = read_safetensors(prefix + ".io.safetensors");
@@ -118,7 +106,9 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
     res.kind = core->type();
     core->load(weights);
     core->prepare(opt.engine);
-    TapFn tap = [&](const std::string& block, const Tensor& t) { produced.emplace_back("act/" + block, t.clone()); };
+    TapFn tap = [&](const std::string& block, const Tensor& t) {
+      produced.emplace_back("act/" + block, t.clone());
+    };
     Tensor out = core->forward(input, &tap);
     produced.emplace_back("output", out);
   }

@@ -48,7 +48,8 @@ TensorCheck compare_tensors(const std::string& name, const Tensor& got, const Te
 CaseResult run_reference_case(const std::string& prefix, const CaseOptions& opt);
 
 // Loads a weights file: safetensors, or a torch.save checkpoint (.pth/.pt, zip or legacy format), told apart
-// by their first bytes (then by extension). Tensors stay in the memory-mapped file where possible.
+// by their first bytes (then by extension); read_state_dict (weights/weights_file.h) with its tensors only.
+// Tensors stay in the memory-mapped file where possible.
 class StateDict;
 StateDict load_weights_file(const std::string& path);
 

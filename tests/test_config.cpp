@@ -6,8 +6,10 @@
 #include <map>
 
 #include "cores/factory.h"
+#include "cores/ref_case.h"
 #include "engine/conv.h"
 #include "engine/error.h"
+#include "tests/test_util.h"
 #include "weights/weight_spec.h"
 
 using namespace npcore;
@@ -231,4 +233,38 @@ TEST_CASE("config: single-module descriptions and backend names", "[config]") {
 TEST_CASE("config: load_core names a missing or unreadable file", "[config]") {
   CHECK_THROWS_AS(load_core("/nonexistent/core.json"), FormatError);
   CHECK_THROWS_WITH(load_core("/nonexistent/core.json"), Contains("/nonexistent/core.json"));
+}
+
+TEST_CASE("config: JSON nested deeper than a description needs is refused, never overflows the stack",
+          "[config]") {
+  // 100000 levels: nlohmann copies and prints values recursively, one stack frame per level.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  expect_config_error(core_json("Stacked2dCore", R"("hidden_channels_": )" + deep), {"nested deeper than"});
+  expect_config_error(R"({"core": "Stacked2dCore", "config": {"input_channels": 1, "hidden_channels": )" +
+                          deep + R"(, "input_kern": 5, "hidden_kern": 3, "layers": 3}})",
+                      {"nested deeper than"});
+  // Through run_reference_case's own parse (the case's other files need not exist: the JSON fails first).
+  test::TempDir dir;
+  test::write_file(dir.file("deep.json"), R"({"core": "Stacked2dCore", "input_shape": )" + deep + "}");
+  CHECK_THROWS_AS(run_reference_case(dir.file("deep"), CaseOptions{}), ConfigError);
+  CHECK_THROWS_WITH(run_reference_case(dir.file("deep"), CaseOptions{}),
+                    Contains("deep.json") && Contains("nested deeper than 32 levels"));
+  // 31 levels inside the config are still accepted as far as nesting goes (then refused for its type).
+  const std::string ok = std::string(29, '[') + "4" + std::string(29, ']');
+  expect_config_error(core_json("Stacked2dCore", R"("hidden_kern": )" + ok), {"'hidden_kern'", "[[[["});
+}
+
+TEST_CASE("config: values quoted in messages are cut short", "[config]") {
+  std::string big = "[";
+  for (int i = 0; i < 5000; ++i) big += std::string(i ? ", " : "") + "\"abcdefgh\"";
+  big += "]";
+  try {
+    make_core(core_json("Stacked2dCore", R"("hidden_kern": )" + big), "test.json");
+    FAIL("accepted");
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK_THAT(msg, Contains("'hidden_kern'") && Contains("[\"abcdefgh\",\"abcdefgh\"") && Contains("..."));
+    CHECK(msg.size() < 300);
+  }
 }

@@ -1,5 +1,8 @@
-// Conv2d backends (gemm, onednn) against the reference kernel over a table of shapes, activations and
-// views; concurrent runs; allocation-free steady state; refusal of invalid parameters.
+// The fast Conv2d backends (gemm, onednn, native, the native one with Winograd where a case is eligible)
+// against the reference kernel over a table of shapes, activations and views; concurrent runs;
+// allocation-free steady state (gemm, native; onednn allocates inside the library, the same each run);
+// refusal of invalid parameters and of runs on another shape. test_winograd.cpp tests the Winograd
+// transforms and kernel on their own.
 // Closeness bound: normalised error max|y - ref| / max|ref| <= 1e-5 (float32 sums over up to 3136 terms
 // against the reference's double accumulation).
 #include <atomic>
@@ -161,7 +164,7 @@ std::string message_of(F&& f) {
 
 }  // namespace
 
-TEST_CASE("gemm and onednn convs match the reference kernel", "[conv]") {
+TEST_CASE("gemm, onednn and native convs match the reference kernel", "[conv]") {
   for (Backend backend : kFast) {
     uint64_t seed = 100;
     for (const ConvCase& c : shape_table()) {
@@ -283,7 +286,7 @@ TEST_CASE("concurrent runs of one kernel equal single-threaded runs", "[conv]") 
   }
 }
 
-TEST_CASE("gemm runs allocate nothing; onednn runs allocate the same each time", "[conv]") {
+TEST_CASE("gemm and native runs allocate nothing; onednn runs allocate the same each time", "[conv]") {
   if (!test::AllocCount::available()) {
     WARN("allocation counting needs glibc without sanitizers; skipped");
     return;
@@ -366,7 +369,7 @@ TEST_CASE("make_conv_kernel refuses invalid parameters naming the rule", "[conv]
   }
 }
 
-TEST_CASE("gemm and onednn kernels refuse a run on another shape", "[conv]") {
+TEST_CASE("gemm, onednn and native kernels refuse a run on another shape", "[conv]") {
   const Conv2dParams p = Conv2dParams::square(4, 4, 3, 1, 1);
   RandomConv rc(p, Activation(), 5);
   for (Backend backend : kFast) {

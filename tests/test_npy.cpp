@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "engine/error.h"
 #include "tests/test_util.h"
@@ -186,9 +187,14 @@ TEST_CASE("npy refuses malformed and hostile headers", "[npy]") {
     expect_refused(dir, npy_image("['<f4', False, (2, 3)]", six), {"dict literal"});
   }
   SECTION("code in the header is never evaluated") {
+    // Refused at the first token that is not a literal. The read runs with the scratch folder as the
+    // working directory, so a reader that evaluated the header would leave 'pwned' beside bad.npy.
+    const std::filesystem::path cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
     expect_refused(dir, npy_image("{'descr': __import__('os').system('touch pwned'), 'shape': (2, 3)}", six),
                    {"'descr'", "quoted string"});
-    CHECK_FALSE(test::file_exists("pwned"));
+    std::filesystem::current_path(cwd);
+    CHECK(dir.entries() == std::vector<std::string>{"bad.npy"});
   }
   SECTION("missing key") {
     expect_refused(dir, npy_image("{'descr': '<f4', 'shape': (2, 3), }", six), {"lacks 'fortran_order'"});

@@ -13,7 +13,6 @@
 #include "tests/alloc_count.h"
 #include "tests/test_util.h"
 
-
 using namespace npcore;
 using Catch::Matchers::Contains;
 
@@ -141,6 +140,12 @@ TEST_CASE("a plan refuses other shapes and foreign workspaces", "[plan]") {
 }
 
 TEST_CASE("a steady-state run allocates nothing", "[plan]") {
+  // As in test_conv_kernels.cpp: the counter interposes glibc's allocator, which a sanitizer build
+  // replaces; there the test says so and counts nothing.
+  if (!test::AllocCount::available()) {
+    WARN("allocation counting needs glibc without sanitizers; skipped");
+    return;
+  }
   for (const CoreCase& c : kCores) {
     for (Backend b : all_backends()) {
       DYNAMIC_SECTION(c.name << " on " << backend_name(b)) {
@@ -151,7 +156,6 @@ TEST_CASE("a steady-state run allocates nothing", "[plan]") {
         Workspace ws = plan->make_workspace();
         plan->run(x, out, ws);  // the first run may set up thread pools and library state
 
-        REQUIRE(test::AllocCount::available());
         int64_t probe_count = 0, n = 0, n3 = 0;
         {  // the counter itself sees an allocation
           test::AllocCount counter;

@@ -2,9 +2,11 @@
 // a section named by case and backend that prints its normalised error; a case passes when every
 // compared tensor has max|y - ref| <= 1e-4 * max(1, max|ref|) (../shared/ref/README.md). Without
 // ../shared/ref (a clone on its own), the copies in tests/fixtures run instead and the skipped cases
-// are listed.
+// are listed; "[mode]" says which ran (tools/setup.sh test prints it). NPCORE_REF_DIR set to a missing
+// folder fails every test that looks for the dumps.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -28,26 +30,28 @@ std::vector<std::string> cases_in(const std::string& dir) {
   return v;
 }
 
-// The folder the cases come from; warns once, listing what is skipped, when it is the fixtures.
+// Case names relative to `dir` ("stacked2d_small", "layers/attention_k3_p1").
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> v;
+  for (const std::string& p : cases_in(dir)) v.push_back(p.substr(dir.size() + 1));
+  return v;
+}
+
+// tests/fixtures/reference_cases.txt: every case of ../shared/ref when the fixtures were copied.
+std::vector<std::string> listed_cases() {
+  std::ifstream list(test::fixture_dir() + "/reference_cases.txt");
+  std::vector<std::string> v;
+  std::string line;
+  while (std::getline(list, line))
+    if (!line.empty()) v.push_back(line);
+  return v;
+}
+
+// The cases the tests run: the reference dumps, or without them the fixture copies.
 const std::vector<std::string>& reference_cases() {
   static const std::vector<std::string> cases = [] {
     const std::string ref = test::ref_dir();
-    if (!ref.empty()) return cases_in(ref);
-    std::vector<std::string> fx = cases_in(test::fixture_dir());
-    // tests/fixtures/reference_cases.txt lists every case of ../shared/ref when the fixtures were copied.
-    std::set<std::string> have;
-    for (const auto& p : fx) have.insert(p.substr(test::fixture_dir().size() + 1));
-    std::ifstream list(test::fixture_dir() + "/reference_cases.txt");
-    std::string line, skipped;
-    size_t n = 0;
-    while (std::getline(list, line))
-      if (!line.empty() && !have.count(line)) {
-        skipped += (n++ ? ", " : "") + line;
-      }
-    WARN("../shared/ref is absent (set NPCORE_REF_DIR to use another folder): running the "
-         << fx.size() << " fixture cases in tests/fixtures; skipped " << n
-         << " reference cases: " << skipped);
-    return fx;
+    return cases_in(ref.empty() ? test::fixture_dir() : ref);
   }();
   return cases;
 }
@@ -95,7 +99,59 @@ TEST_CASE("reference cases on the native backend", "[ref]") {
 }
 
 TEST_CASE("all_backends() is covered by the reference-case tests above", "[ref]") {
-  CHECK(all_backends() == std::vector<Backend>{Backend::Reference, Backend::Gemm, Backend::OneDnn, Backend::Native});
+  CHECK(all_backends() ==
+        std::vector<Backend>{Backend::Reference, Backend::Gemm, Backend::OneDnn, Backend::Native});
+}
+
+TEST_CASE("test data: the reference dumps, or the fixtures with the skipped cases listed", "[ref][mode]") {
+  const std::string ref = test::ref_dir();  // throws (fails) if NPCORE_REF_DIR names no folder
+  const std::vector<std::string> listed = listed_cases();
+  REQUIRE(listed.size() >= 40);
+  if (!ref.empty()) {
+    const std::vector<std::string> have = names_in(ref);
+    WARN("test mode: reference dumps in " << ref << " (" << have.size() << " cases, every one run)");
+    // The list the fixture mode reports against must be current.
+    for (const std::string& c : listed) {
+      INFO(c << " is in tests/fixtures/reference_cases.txt but not in " << ref);
+      CHECK(std::find(have.begin(), have.end(), c) != have.end());
+    }
+    for (const std::string& c : have)
+      if (std::find(listed.begin(), listed.end(), c) == listed.end())
+        WARN(c << " is not in tests/fixtures/reference_cases.txt: add it there");
+  } else {
+    const std::vector<std::string> fx = names_in(test::fixture_dir());
+    std::string run, skipped;
+    size_t n = 0;
+    for (const std::string& c : fx) run += (run.empty() ? "" : ", ") + c;
+    for (const std::string& c : listed)
+      if (std::find(fx.begin(), fx.end(), c) == fx.end()) skipped += (n++ ? ", " : "") + c;
+    WARN("test mode: fixtures (../shared/ref is absent; set NPCORE_REF_DIR to use another folder): ran "
+         << fx.size() << " fixture cases (" << run << "); skipped " << n << " reference cases: " << skipped);
+    // Every fixture is a copy of a listed reference case.
+    for (const std::string& c : fx) {
+      INFO(c << " is not a listed reference case");
+      CHECK(std::find(listed.begin(), listed.end(), c) != listed.end());
+    }
+    CHECK(n + fx.size() == listed.size());
+  }
+}
+
+TEST_CASE("test data: NPCORE_REF_DIR naming a missing folder fails instead of falling back", "[ref][mode]") {
+  const char* old = std::getenv("NPCORE_REF_DIR");
+  const std::string saved = old ? old : "";
+  ::setenv("NPCORE_REF_DIR", "/nonexistent/npcore-ref", 1);
+  std::string msg;
+  try {
+    test::ref_dir();
+  } catch (const std::runtime_error& e) {
+    msg = e.what();
+  }
+  if (old) {
+    ::setenv("NPCORE_REF_DIR", saved.c_str(), 1);
+  } else {
+    ::unsetenv("NPCORE_REF_DIR");
+  }
+  CHECK_THAT(msg, Catch::Contains("NPCORE_REF_DIR=/nonexistent/npcore-ref is not a folder"));
 }
 
 TEST_CASE("fixtures are unchanged copies of the reference cases", "[ref]") {

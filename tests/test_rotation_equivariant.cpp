@@ -69,16 +69,18 @@ StateDict randomised_norms(Core& core, uint64_t seed, const StateDict& base) {
 }  // namespace
 
 TEST_CASE("RotationEquivariant2dCore matches the reference dumps on every backend", "[roteq]") {
-  if (test::ref_dir().empty()) {
-    WARN("../shared/ref absent: skipped rot_* and seed_rotation_equivariant");
-    return;
-  }
+  const std::string ref = test::ref_dir();
   std::vector<std::string> cases;
-  for (const std::string& c : test::list_cases(test::ref_dir())) {
+  for (const std::string& c : test::list_cases(ref.empty() ? test::fixture_dir() : ref)) {
     const std::string base = c.substr(c.rfind('/') + 1);
     if (base.rfind("rot_", 0) == 0 || base == "seed_rotation_equivariant") cases.push_back(c);
   }
-  REQUIRE(cases.size() >= 9);
+  if (ref.empty()) {
+    WARN("../shared/ref absent: only the fixture copy rot_8rot_stack_all of the rot_* cases ran");
+    REQUIRE(cases.size() == 1);
+  } else {
+    REQUIRE(cases.size() >= 9);
+  }
   for (const std::string& c : cases)
     for (Backend b : all_backends()) {
       CaseOptions opt;

@@ -200,6 +200,94 @@ TEST_CASE("safetensors refuses malformed files with a message naming the problem
   SECTION("metadata not an object") {
     expect_refused(dir, st_image(R"({"__metadata__": "x"})"), {"__metadata__", "not an object"});
   }
+  SECTION("a field repeated inside a tensor entry") {
+    expect_refused(
+        dir, st_image(R"({"w": {"dtype": "F32", "shape": [2], "dtype": "F64", "data_offsets": [0, 8]}})", t8),
+        {"tensor 'w'", "the key 'dtype' twice"});
+  }
+  SECTION("a metadata key repeated") {
+    expect_refused(dir, st_image(R"({"__metadata__": {"a": "1", "a": "2"}})"), {"__metadata__", "'a' twice"});
+  }
+  SECTION("data bytes before the first tensor") {
+    expect_refused(dir, st_image(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", t8),
+                   {"data bytes [0, 4)", "belong to no tensor", "'w'", "entirely indexed"});
+  }
+  SECTION("a hole between tensors") {
+    expect_refused(dir,
+                   st_image(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                                "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})",
+                            t8 + floats({3})),
+                   {"data bytes [4, 8)", "belong to no tensor", "'b'"});
+  }
+  SECTION("bytes after the last tensor") {
+    expect_refused(dir, st_image(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", t8),
+                   {"4 data bytes after the last tensor", "entirely indexed"});
+    expect_refused(dir, st_image("{}", t8), {"8 data bytes after the last tensor"});
+  }
+}
+
+TEST_CASE("safetensors: empty tensors may sit anywhere in the tiling, and file order is kept",
+          "[safetensors]") {
+  test::TempDir dir;
+  const std::string path = dir.file("e.safetensors");
+  test::write_file(path, st_image(R"({"z": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+                                      "empty": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]},
+                                      "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})",
+                                  floats({1, 2})));
+  const SafetensorsFile f = read_safetensors(path);
+  CHECK(f.tensors.order() == std::vector<std::string>{"z", "empty", "a"});
+  CHECK(f.tensors.get_float("z").data()[0] == 2.0f);
+}
+
+TEST_CASE("safetensors refuses JSON nested deeper than a header, before anything recurses", "[safetensors]") {
+  test::TempDir dir;
+  // 100000 levels: copying or printing this value with nlohmann's recursive code overflows the stack.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  SECTION("in a dtype") {
+    expect_refused(dir,
+                   st_image(R"({"w": {"dtype": )" + deep + R"(, "shape": [1], "data_offsets": [0, 4]}})"),
+                   {"nested deeper than 3 levels"});
+  }
+  SECTION("in the metadata") {
+    expect_refused(dir, st_image(R"({"__metadata__": {"a": )" + deep + "}}"),
+                   {"nested deeper than 3 levels"});
+  }
+  SECTION("just one level too deep") {
+    expect_refused(dir, st_image(R"({"w": {"dtype": "F32", "shape": [[1]], "data_offsets": [0, 4]}})"),
+                   {"nested deeper than 3 levels"});
+  }
+}
+
+TEST_CASE("safetensors messages quote file values briefly and escape control characters", "[safetensors]") {
+  test::TempDir dir;
+  // A dtype value of 10000 strings: the message shows the start of it only.
+  std::string big = "[";
+  for (int i = 0; i < 10000; ++i) big += std::string(i ? "," : "") + "\"xxxxxxxxxx\"";
+  big += "]";
+  const std::string path = dir.file("big.safetensors");
+  test::write_file(path, st_image(R"({"w": {"dtype": )" + big + R"(, "shape": [1], "data_offsets": [0, 4]}})",
+                                  floats({1})));
+  try {
+    read_safetensors(path);
+    FAIL("accepted");
+  } catch (const FormatError& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Contains("unknown dtype [\"xxxxxxxxxx\",") && Contains("..."));
+    CHECK(msg.size() < path.size() + 200);
+  }
+  // A tensor name with a newline and an escape sequence is printed escaped, on one line.
+  const std::string evil =
+      st_image(R"({"a\nb\u001b[2J": {"dtype": "F31", "shape": [1], "data_offsets": [0, 4]}})", floats({1}));
+  test::write_file(path, evil);
+  try {
+    read_safetensors(path);
+    FAIL("accepted");
+  } catch (const FormatError& e) {
+    const std::string msg = e.what();
+    CHECK_THAT(msg, Contains("tensor 'a\\nb\\x1b[2J'"));
+    CHECK(msg.find('\n') == std::string::npos);
+    CHECK(msg.find('\x1b') == std::string::npos);
+  }
 }
 
 TEST_CASE("safetensors reading a missing file names it", "[safetensors]") {

@@ -1,5 +1,7 @@
 #include "tests/test_util.h"
 
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -8,14 +10,22 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "cores/ref_case.h"
 #include "engine/rng.h"
 
 namespace npcore::test {
 
 std::string ref_dir() {
   const char* env = std::getenv("NPCORE_REF_DIR");
-  std::string d = env && *env ? env : NPCORE_DEFAULT_REF_DIR;
-  return std::filesystem::is_directory(d) ? d : std::string();
+  if (env && *env) {
+    if (!std::filesystem::is_directory(env))
+      throw std::runtime_error(
+          std::string("NPCORE_REF_DIR=") + env +
+          " is not a folder (unset it to use ../shared/ref, or the fixtures without it)");
+    return env;
+  }
+  return std::filesystem::is_directory(NPCORE_DEFAULT_REF_DIR) ? std::string(NPCORE_DEFAULT_REF_DIR)
+                                                               : std::string();
 }
 
 std::string fixture_dir() {
@@ -42,15 +52,7 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float scale) {
 }
 
 double normalised_error(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  Tensor x = a.contiguous() ? a : a.clone(), y = b.contiguous() ? b : b.clone();
-  double err = 0, ref = 0;
-  for (int64_t i = 0; i < y.numel(); ++i) {
-    if (!std::isfinite(x.data()[i]) && std::isfinite(y.data()[i])) return INFINITY;
-    err = std::max(err, double(std::fabs(x.data()[i] - y.data()[i])));
-    ref = std::max(ref, double(std::fabs(y.data()[i])));
-  }
-  return ref > 0 ? err / ref : err;
+  return compare_tensors("", a, b).normalised;
 }
 
 }  // namespace npcore::test
@@ -94,5 +96,26 @@ std::string read_file(const std::string& path) {
 bool file_exists(const std::string& path) {
   return std::filesystem::exists(path);
 }
+
+std::string quoted(const std::string& path) {
+  return "'" + path + "'";
+}
+
+size_t CmdResult::err_lines() const {
+  return size_t(std::count(err.begin(), err.end(), '\n'));
+}
+
+#ifdef NPCORE_TOOL_PATH
+CmdResult run_npcore(const std::string& args, const TempDir& logs) {
+  const std::string cmd = quoted(NPCORE_TOOL_PATH) + " " + args + " >" + quoted(logs.file("stdout")) + " 2>" +
+                          quoted(logs.file("stderr")) + " </dev/null";
+  const int rc = std::system(cmd.c_str());
+  CmdResult r;
+  r.status = rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = read_file(logs.file("stdout"));
+  r.err = read_file(logs.file("stderr"));
+  return r;
+}
+#endif
 
 }  // namespace npcore::test

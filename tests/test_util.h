@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the tests: where the reference dumps are, seeded random tensors, the normalised
-// error max|a - b| / max|b| by which closeness is judged, and scratch folders and files.
+// error max|a - b| / max|b| by which closeness is judged, scratch folders and files, and running the
+// built `npcore` command.
 #include <string>
 #include <vector>
 
@@ -8,7 +9,9 @@
 
 namespace npcore::test {
 
-// ../shared/ref (or $NPCORE_REF_DIR); empty if the folder is absent (a clone without shared/).
+// ../shared/ref, or $NPCORE_REF_DIR if set; empty if the default folder is absent (a clone without
+// shared/: the tests fall back to tests/fixtures). Throws std::runtime_error if NPCORE_REF_DIR is set
+// but is not a folder: a mistyped path must fail the tests, not quietly run the fixtures instead.
 std::string ref_dir();
 // tests/fixtures: small reference cases kept in the project for clones without ../shared.
 std::string fixture_dir();
@@ -18,6 +21,7 @@ std::vector<std::string> list_cases(const std::string& dir);
 // A tensor of standard-normal values from a fixed seed.
 Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0f);
 // max|a - b| / max|b| (max|a - b| if b is all zero); infinity on shape mismatch or non-finite a.
+// compare_tensors (cores/ref_case.h) computes it: the tests judge closeness as `npcore check` does.
 double normalised_error(const Tensor& a, const Tensor& b);
 
 // A fresh folder under the system's temporary folder, removed with its contents on destruction.
@@ -41,5 +45,19 @@ class TempDir {
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
+
+// `path` in single quotes, for a shell command line.
+std::string quoted(const std::string& path);
+
+// What a run of the npcore command printed and returned.
+struct CmdResult {
+  int status = -1;  // exit status, or -1 if it did not exit normally
+  std::string out, err;
+  size_t err_lines() const;  // lines on stderr
+};
+#ifdef NPCORE_TOOL_PATH
+// Runs `npcore ARGS` (ARGS as a shell would split them) with stdout and stderr captured in files in `logs`.
+CmdResult run_npcore(const std::string& args, const TempDir& logs);
+#endif
 
 }  // namespace npcore::test

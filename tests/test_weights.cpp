@@ -215,3 +215,25 @@ TEST_CASE("weights: load_weights_file reads safetensors and refuses what is not 
   test::write_file(dir.file("w.txt"), "not weights");
   CHECK_THROWS_WITH(load_weights_file(dir.file("w.txt")), Contains("w.txt") && Contains("unsupported"));
 }
+
+TEST_CASE("weights: get_float refuses rank above 6 and an impossible allocation, naming file and tensor",
+          "[weights]") {
+  StateDict sd("file.safetensors");
+  const float one = 1.0f;
+  sd.add("r7", owned_tensor(sd, DType::F32, {1, 1, 1, 1, 1, 1, 1}, &one, 4));
+  CHECK_THROWS_AS(sd.get_float("r7"), WeightError);
+  CHECK_THROWS_WITH(sd.get_float("r7"), Contains("file.safetensors: tensor 'r7' [1, 1, 1, 1, 1, 1, 1]") &&
+                                            Contains("7 dimensions") && Contains("at most 6"));
+  // 2^45 float16 values claimed (their bytes are never read: the float32 copy, 128 TiB, cannot be made).
+  StoredTensor huge;
+  huge.dtype = DType::F16;
+  huge.shape = {int64_t(1) << 45};
+  huge.data = reinterpret_cast<const uint8_t*>(&one);
+  huge.nbytes = size_t(1) << 46;
+  sd.add("huge", huge);
+  CHECK_THROWS_AS(sd.get_float("huge"), WeightError);
+  CHECK_THROWS_WITH(sd.get_float("huge"), Contains("file.safetensors: tensor 'huge'") &&
+                                              Contains("cannot allocate 140737488355328 bytes"));
+  // A key holding control characters is printed escaped.
+  CHECK_THROWS_WITH(sd.at("a\nb"), Contains("missing tensor 'a\\nb'"));
+}

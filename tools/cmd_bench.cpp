@@ -2,12 +2,16 @@
 // Builds the core, initialises it (Core::init), plans it for a batch, runs warm-up then timed forwards,
 // and reports median/min/p99 latency, per-image time, convolution GFLOP, GFLOP/s and the fraction of the
 // machine's FMA peak measured in the same process (engine/peak.h); --layers times each block between
-// Plan::run's taps; --json prints one object for scripts (bench/run_benchmarks.sh).
+// Plan::run's taps; --json prints one object for scripts (bench/run_benchmarks.sh). GFLOP are
+// direct-equivalent: twice the multiply-adds of direct summation, whatever algorithm ran; the native
+// backend's Winograd convolutions do fewer, so their GFLOP/s (and fraction of peak) can exceed what the
+// hardware executes, and above 100% of peak is possible. --no-winograd times direct summation.
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_stats.h"
@@ -16,6 +20,7 @@
 #include "engine/peak.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
+#include "weights/json_guard.h"
 
 namespace npcore::tool {
 namespace {
@@ -36,19 +41,24 @@ struct BenchConfig {
 
 // Reads the description. A TransferLearningCore whose `pretrained` is true (its default) needs ImageNet
 // weights from a file and refuses init(); for timing, random weights do as well, so the key is rewritten
-// to false. Malformed JSON is left to make_core, which reports it naming the file.
+// to false. Malformed JSON is left to make_core, which reports it naming the file; JSON nested deeper than
+// a description needs is refused here, before anything copies or prints it.
 BenchConfig read_bench_config(const std::string& path) {
   BenchConfig c;
   c.text = read_text_file(path);
-  json j = json::parse(c.text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return c;
+  json j;
+  std::string why;
+  const JsonParse parsed =
+      parse_json_limited(c.text.data(), c.text.data() + c.text.size(), kMaxConfigDepth, &j, &why);
+  if (parsed == JsonParse::TooDeep) throw ConfigError(path + ": not valid JSON: " + why);
+  if (parsed != JsonParse::Ok || !j.is_object()) return c;
   if (j.contains("input_shape")) {
     const json& s = j["input_shape"];
     const bool ok = s.is_array() && s.size() == 4 && std::all_of(s.begin(), s.end(), [](const json& d) {
                       return d.is_number_integer() && d.get<int64_t>() > 0;
                     });
     if (!ok)
-      throw ConfigError(path + ": input_shape is " + s.dump() +
+      throw ConfigError(path + ": input_shape is " + brief(s) +
                         "; it must be [N, C, H, W] with positive integers (or be absent)");
     c.height = s[2].get<int64_t>();
     c.width = s[3].get<int64_t>();
@@ -92,6 +102,10 @@ void register_bench(CLI::App& app, int& status) {
       "time per image, the convolution GFLOP of one batch, GFLOP/s at the median and its fraction of the "
       "machine's single-precision FMA peak, which is measured first by a built-in probe with the same "
       "thread count, and the process's peak resident memory (getrusage).\n"
+      "GFLOP are direct-equivalent: 2 x the multiply-adds of direct summation, whatever algorithm runs. The "
+      "native backend computes stride-1 3x3/5x5/7x7 convolutions with Winograd, which needs 2.25-3x fewer "
+      "multiplications, so its GFLOP/s overstate the arithmetic done and can exceed 100% of the FMA peak; "
+      "--no-winograd times direct summation, whose GFLOP/s are the arithmetic executed.\n"
       "A TransferLearningCore with pretrained: true (ImageNet weights) is timed with random weights, as if "
       "pretrained: false; the output says so.\n"
       "Example: npcore bench ../shared/ref/seed_stacked2d.json --threads 2 --batch 8 --runs 10 --layers");
@@ -115,15 +129,16 @@ void register_bench(CLI::App& app, int& status) {
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--seed", args->seed,
                   "Seed of the weights and input (default: the config's \"seed\", else 0)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), std::numeric_limits<int64_t>::max()));
   cmd->add_option("--peak-repeats", args->peak_repeats,
                   "Repeats of the FMA peak probe (~0.1 s each; best kept)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
   cmd->add_flag("--layers", args->layers, "Also time each block (features.layerN) between Plan::run's taps");
   cmd->add_flag("--json", args->json,
-                "Print one JSON object: core, batch, threads, backend, median_ms, min_ms, p99_ms, gflop, "
-                "gflops, peak_gflops, peak_fraction, peak_rss_mb and more");
+                "Print one JSON object: core, batch, threads, backend, winograd, median_ms, min_ms, p99_ms, "
+                "gflop, gflops (direct-equivalent, see above; flops_basis says so), peak_gflops, "
+                "peak_fraction, peak_rss_mb and more");
   cmd->callback([args, &status] {
     const Args& a = *args;
     EngineOptions opt = a.engine.options();
@@ -178,6 +193,13 @@ void register_bench(CLI::App& app, int& status) {
     const double fraction = peak.gflops > 0 ? gflops / peak.gflops : 0;
     const double rss = bench::peak_rss_mb();
     const double per_image = st.median_ms / double(a.batch);
+    // Whether the native backend may compute eligible convolutions with Winograd (AVX-512 builds only; the
+    // tool is compiled with the library's architecture flags).
+#if defined(__AVX512F__)
+    const bool winograd = opt.backend == Backend::Native && opt.winograd;
+#else
+    const bool winograd = false;
+#endif
 
     struct BlockRow {
       std::string name;
@@ -200,6 +222,7 @@ void register_bench(CLI::App& app, int& status) {
                 {"width", W},
                 {"threads", threads},
                 {"backend", backend_name(opt.backend)},
+                {"winograd", winograd},
                 {"fused", opt.fuse},
                 {"warmup", a.warmup},
                 {"runs", a.runs},
@@ -210,6 +233,7 @@ void register_bench(CLI::App& app, int& status) {
                 {"max_ms", st.max_ms},
                 {"mean_ms", st.mean_ms},
                 {"per_image_ms", per_image},
+                {"flops_basis", "direct-equivalent"},
                 {"gflop", gflop},
                 {"gflops", gflops},
                 {"peak_gflops", peak.gflops},
@@ -230,9 +254,10 @@ void register_bench(CLI::App& app, int& status) {
       }
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("npcore bench %s: %s, %s backend, %d thread%s, norms and activations %s\n",
-                  a.config.c_str(), core->type(), backend_name(opt.backend), threads, threads == 1 ? "" : "s",
-                  opt.fuse ? "fused" : "separate");
+      std::printf("npcore bench %s: %s, %s backend%s, %d thread%s, norms and activations %s\n",
+                  a.config.c_str(), core->type(), backend_name(opt.backend),
+                  opt.backend == Backend::Native && !opt.winograd ? " (no Winograd)" : "", threads,
+                  threads == 1 ? "" : "s", opt.fuse ? "fused" : "separate");
       if (bc.pretrained_overridden)
         std::printf(
             "note: pretrained: true taken as pretrained: false (random weights; timing is the same)\n");
@@ -242,14 +267,22 @@ void register_bench(CLI::App& app, int& status) {
       std::printf("latency per batch: median %.2f ms, min %.2f ms, p99 %.2f ms (max %.2f ms)\n", st.median_ms,
                   st.min_ms, st.p99_ms, st.max_ms);
       std::printf("per image: median %.2f ms, min %.2f ms\n", per_image, st.min_ms / double(a.batch));
-      std::printf("convolution: %.3f GFLOP per batch, %.1f GFLOP/s at the median, %.1f%% of peak\n", gflop,
-                  gflops, 100 * fraction);
+      std::printf(
+          "convolution: %.3f GFLOP per batch, %.1f GFLOP/s at the median, %.1f%% of peak (direct-equivalent "
+          "FLOPs: 2 x the multiply-adds of direct summation)\n",
+          gflop, gflops, 100 * fraction);
+      if (winograd)
+        std::printf(
+            "note: the native backend ran its eligible convolutions (stride 1, 3x3/5x5/7x7, >= 16 channels) "
+            "with Winograd, which does 2.25-3x fewer multiplications: GFLOP/s and %% of peak overstate the "
+            "arithmetic done (--no-winograd times direct summation)\n");
       std::printf("FMA peak: %.1f GFLOP/s (%s, %d thread%s, measured by the built-in probe)\n", peak.gflops,
                   peak.isa.c_str(), peak.threads, peak.threads == 1 ? "" : "s");
       std::printf("peak RSS: %.1f MB\n", rss);
       if (a.layers) {
         std::printf("\nper block (median of %d runs; times between taps):\n", a.runs);
-        std::printf("  %-32s %10s %7s %9s %10s %7s\n", "block", "ms", "share", "GFLOP", "GFLOP/s", "peak");
+        std::printf("  %-32s %10s %7s %9s %10s %7s   (GFLOP direct-equivalent)\n", "block", "ms", "share",
+                    "GFLOP", "GFLOP/s", "peak");
         double sum = 0;
         for (const BlockRow& r : rows) sum += r.median_ms;
         for (const BlockRow& r : rows)

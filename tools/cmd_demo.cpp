@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <vector>
 
+#include "bench/bench_stats.h"
 #include "cores/factory.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
+#include "weights/text_util.h"
 #include "weights/weight_spec.h"
 
 namespace npcore::tool {
@@ -47,17 +49,8 @@ const DemoCore kDemoCores[] = {
 
 constexpr int64_t kHeight = 144, kWidth = 256;  // the notebook's image size
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // Learned parameters, as sum(p.numel() for p in core.parameters()) counts them (no running statistics).
 int64_t parameter_count(const Core& core) {
-  auto ends_with = [](const std::string& s, const std::string& suf) {
-    return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-  };
   const WeightSpec spec = core.weight_spec();
   int64_t n = 0;
   for (const WeightSpec::Entry& e : spec.entries()) {
@@ -149,10 +142,11 @@ void register_demo(CLI::App& app, int& status) {
         ms.push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
-      const double lo = *std::min_element(ms.begin(), ms.end()), med = median(ms);
+      const bench::LatencyStats st = bench::summarize(ms);
+      const double lo = st.min_ms, med = st.median_ms;
       std::printf(
           "  latency: min %.1f ms, median %.1f ms per batch of %lld; %.2f ms, %.2f ms per image "
-          "(%d run%s after a warm-up; %.1f GFLOP/s)\n\n",
+          "(%d run%s after a warm-up; %.1f GFLOP/s direct-equivalent)\n\n",
           lo, med, (long long)N, lo / double(N), med / double(N), args->runs, args->runs == 1 ? "" : "s",
           plan->conv_flops() / (lo * 1e6));
       std::fflush(stdout);

@@ -1,29 +1,58 @@
-// npcore info FILE: lists the tensors of a weights or io file.
+// npcore info FILE: lists the tensors of a weights or io file (safetensors, torch.save checkpoint) or the
+// array of a .npy file, from their headers: no tensor data is copied, gathered or decompressed.
 #include <cstdio>
 
-#include "cores/ref_case.h"
 #include "tools/commands.h"
-#include "weights/safetensors.h"
-#include "weights/weight_spec.h"
+#include "weights/mapped_file.h"
+#include "weights/npy.h"
+#include "weights/text_util.h"
+#include "weights/weights_file.h"
 
 namespace npcore::tool {
+namespace {
+
+void print_row(const std::string& name, const char* dtype, const std::vector<int64_t>& shape) {
+  std::printf("%-56s %-5s %s\n", printable(name).c_str(), dtype, shape_str(shape).c_str());
+}
+
+}  // namespace
 
 void register_info(CLI::App& app, int& status) {
   auto file = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("info", "List the tensors (name, dtype, shape) of a weights or io file");
-  cmd->add_option("file", *file, "A .safetensors file or a torch.save checkpoint (.pth, .pt, .bin)")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "info",
+      "List the tensors (name, dtype, shape) of a weights or io file (.safetensors, or a torch.save "
+      "checkpoint such as .pth), or the array of a NumPy .npy file. Only headers are read: tensor data is "
+      "not copied, decompressed or checked.");
+  cmd->add_option("file", *file,
+                  "A .safetensors file, a torch.save checkpoint (.pth, .pt, .bin) or a .npy array")
+      ->required();
   cmd->callback([file, &status] {
-    StateDict sd = load_weights_file(*file);
-    size_t bytes = 0;
-    for (const std::string& name : sd.order()) {
-      const StoredTensor& t = sd.at(name);
-      std::printf("%-56s %-5s %s\n", name.c_str(), dtype_name(t.dtype), shape_str(t.shape).c_str());
+    {
+      auto mapped = MappedFile::open(*file);
+      if (sniff_file_kind(mapped->data(), mapped->size()) == FileKind::Npy) {
+        const NpyHeader h = parse_npy_header(mapped->data(), mapped->size(), *file);
+        const char* dtype = h.item_size == 4 ? "F32" : h.item_size == 8 ? "F64" : "F16";
+        uint64_t numel = 1;
+        for (int64_t d : h.shape) numel *= uint64_t(d);
+        print_row("(array)", dtype, h.shape);
+        std::printf("1 array (NumPy .npy %d.%d, %s order), %llu bytes of data\n", h.major, h.minor,
+                    h.fortran_order ? "Fortran" : "C", (unsigned long long)(numel * h.item_size));
+        status = 0;
+        return;
+      }
+    }
+    const StateDictFile sd = read_state_dict(*file, TensorData::ShapesOnly);
+    uint64_t bytes = 0;
+    for (const std::string& name : sd.tensors.order()) {
+      const StoredTensor& t = sd.tensors.at(name);
+      print_row(name, dtype_name(t.dtype), t.shape);
       bytes += t.nbytes;
     }
-    std::printf("%zu tensors, %zu bytes of data\n", sd.size(), bytes);
+    std::printf("%zu tensors, %llu bytes of data (%s)\n", sd.tensors.size(), (unsigned long long)bytes,
+                sd.format.c_str());
     status = 0;
   });
 }
 
-// Commands written in later steps register as stubs that say so.
 }  // namespace npcore::tool

@@ -11,13 +11,10 @@
 #include "tools/commands.h"
 #include "weights/npy.h"
 #include "weights/safetensors.h"
+#include "weights/text_util.h"
 
 namespace npcore::tool {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // The input tensor of `path`: a .npy array, or the tensor `input` (or the only tensor) of a
 // .safetensors file; a 3-D (C, H, W) array is taken as a batch of one.
@@ -35,7 +32,9 @@ Tensor read_input(const std::string& path) {
       name = sd.order().front();
     } else {
       std::string names;
-      for (const std::string& n : sd.order()) names += (names.empty() ? "'" : ", '") + n + "'";
+      std::vector<std::string> quoted;
+      for (const std::string& n : sd.order()) quoted.push_back("'" + printable(n) + "'");
+      names = list_some(quoted, 12, ", ");
       throw FormatError(path + ": holds " + std::to_string(sd.size()) + " tensors (" +
                         (names.empty() ? std::string("none") : names) +
                         "); the input must be the tensor named 'input' or the only tensor");
@@ -88,9 +87,11 @@ void register_run(CLI::App& app, int& status) {
          "Core description: JSON with \"core\" (e.g. Stacked2dCore) and \"config\" (its neuralpredictors "
          "keyword arguments)")
       ->required();
-  cmd->add_option("-w,--weights", args->weights,
-                  "The core's state_dict (.safetensors, PyTorch key names), loaded strictly: every missing, "
-                  "unexpected or mis-shaped key is an error")
+  cmd->add_option(
+         "-w,--weights", args->weights,
+         "The core's state_dict with PyTorch key names: .safetensors, or a torch.save checkpoint "
+         "(.pth/.pt, zip or legacy format; read without executing any pickle code). Loaded strictly: "
+         "every missing, unexpected or mis-shaped key is an error")
       ->required();
   cmd->add_option("-i,--input", args->input,
                   "Input images: .npy or .safetensors, shape (N, C, H, W) or (C, H, W)")

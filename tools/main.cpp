@@ -1,16 +1,24 @@
-// npcore: the command-line tool, a thin user of the library.
+// npcore: the command-line tool, a thin user of the library. Every error is one line on stderr and exit
+// status 2: command-line mistakes name the subcommand's help, other errors the file or key at fault.
 #include <cstdio>
 #include <exception>
 
 #include "engine/error.h"
+#include "tools/cli_checks.h"
 #include "tools/commands.h"
+#include "weights/text_util.h"
 
 namespace npcore::tool {
 
 void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
-  cmd->add_option("--backend", backend, "Convolution kernel: native (default, fastest: the engine's own AVX-512 kernels), onednn, gemm (im2col + Eigen) or reference (direct loops, the oracle)")
+  cmd->add_option(
+         "--backend", backend,
+         "Convolution kernel: native (default, fastest: the engine's own Winograd and direct kernels "
+         "in a build with AVX-512; without AVX-512 it runs gemm), onednn, gemm (im2col + Eigen) or "
+         "reference (direct loops, the oracle)")
       ->capture_default_str();
-  cmd->add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", threads, "OpenMP threads, 0 to 1024 (default 0: all cores)")
+      ->check(thread_count_check());
   if (with_fuse) cmd->add_flag("--no-fuse", no_fuse, "Run norms and activations as separate layers");
   cmd->add_flag("--no-winograd", no_winograd,
                 "native backend: sum every convolution directly (no Winograd F(2x2, r x r) for 3x3/5x5/7x7)");
@@ -25,11 +33,46 @@ EngineOptions EngineFlags::options() const {
   return o;
 }
 
+namespace {
+
+// A message on one line: control characters escaped, runs of more than 20 digits shortened (CLI11 echoes
+// a value it cannot convert whole, and prints the range of its NonNegativeNumber check in full).
+std::string one_line(const std::string& msg) {
+  std::string s = printable(msg), out;
+  for (size_t i = 0; i < s.size();) {
+    size_t j = i;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j - i > 20) {
+      out += s.substr(i, 12) + "...(" + std::to_string(j - i) + " digits)";
+      i = j;
+    } else if (j > i) {
+      out += s.substr(i, j - i);
+      i = j;
+    } else {
+      out.push_back(s[i++]);
+    }
+  }
+  return out;
+}
+
+// The subcommand the command line names (its first word that is not an option), or "" if none.
+std::string named_subcommand(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] == '-') continue;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+      if (sub->get_name() == argv[i]) return argv[i];
+    return "";
+  }
+  return "";
+}
+
+}  // namespace
 }  // namespace npcore::tool
 
 int main(int argc, char** argv) {
   using namespace npcore::tool;
-  CLI::App app{"npcore: run the convolutional cores of neuralpredictors (Stacked2dCore, SE2dCore, ...) in C++"};
+  CLI::App app{
+      "npcore: run the convolutional cores of neuralpredictors (Stacked2dCore, SE2dCore, ...) in C++"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "npcore 0.1.0");
   int status = 0;
@@ -48,19 +91,22 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "npcore: error: %s\nRun 'npcore --help' for usage.\n", e.what());
+    const std::string sub = named_subcommand(app, argc, argv);
+    const std::string cmd = sub.empty() ? "npcore" : "npcore " + sub;
+    std::fprintf(stderr, "%s: error: %s; see '%s --help'\n", cmd.c_str(), one_line(e.what()).c_str(),
+                 cmd.c_str());
     return 2;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "npcore: error: %s\n", e.what());
+    std::fprintf(stderr, "npcore: error: %s\n", one_line(e.what()).c_str());
     return 2;
   } catch (const npcore::Error& e) {
-    std::fprintf(stderr, "npcore: error: %s\n", e.what());
+    std::fprintf(stderr, "npcore: error: %s\n", one_line(e.what()).c_str());
     return 2;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "npcore: error: out of memory\n");
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "npcore: error: %s\n", e.what());
+    std::fprintf(stderr, "npcore: error: %s\n", one_line(e.what()).c_str());
     return 2;
   }
   return status;

@@ -11,7 +11,10 @@ Two kinds of files:
     holding dense copies of the same tensors (written here by hand; no safetensors package needed);
   * files a reader must refuse: pickles naming os.system / builtins.eval, a whole nn.Module, a nested
     training checkpoint, a truncated zip, and zips whose pickle and storages disagree (crafted with a
-    custom Pickler, since torch.save never writes them).
+    custom Pickler, since torch.save never writes them);
+  * files beyond the reader's limits: a tensor whose zero strides expand 4 bytes of storage to 2 GiB
+    (zip and legacy), eight tensors of 1 MiB each expanded from one float, a stored storage entry whose bytes fail the zip CRC-32, a data.pkl claiming more
+    than 64 MiB (bzip2-compressed zeros, so the file stays small).
 Nothing here is executed when the files are written: pickling a __reduce__ only records the call.
 """
 import collections
@@ -197,11 +200,40 @@ def write_refusals():
     write_crafted_zip("missing_storage", {"w": FakeTensor(FakeStorage("7", 6), 0, (6,), (1,))}, {"0": floats})
 
 
+def write_limits():
+    one = struct.pack("<f", 1.5)
+    expand = {"w": FakeTensor(FakeStorage("0", 1), 0, (32768, 16384), (0, 0))}
+    write_crafted_zip("expand", expand, {"0": one})
+    write_crafted_legacy("expand.legacy", expand, {"0": (1, one)})
+    # Eight tensors, each 1 MiB of one repeated float: each within the per-tensor rule, together beyond
+    # 4 x the file plus 1 MiB.
+    many = collections.OrderedDict((f"w{i}", FakeTensor(FakeStorage("0", 1), 0, (262144,), (0,))) for i in range(8))
+    write_crafted_zip("expand_many", many, {"0": one})
+
+    # A stored storage entry with one byte changed after the CRC was written.
+    path = os.path.join(OUT, "bad_crc.pth")
+    write_crafted_zip("bad_crc", {"w": FakeTensor(FakeStorage("0", 6), 0, (6,), (1,))},
+                      {"0": struct.pack("<6f", *range(6))})
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("bad_crc/data/0")
+    with open(path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", f.read(4))
+        f.seek(info.header_offset + 30 + name_len + extra_len + 5)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0x40]))
+
+    with zipfile.ZipFile(os.path.join(OUT, "pickle_too_big.pth"), "w", zipfile.ZIP_BZIP2) as z:
+        z.writestr("pickle_too_big/data.pkl", bytes((64 << 20) + 1))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     write_layouts()
     write_legacy_views()
     write_refusals()
+    write_limits()
     for f in sorted(os.listdir(OUT)):
         print(f"{os.path.getsize(os.path.join(OUT, f)):8d}  {f}")
 

@@ -3,9 +3,9 @@
 #include <sys/stat.h>
 
 #include "engine/error.h"
-#include "weights/mapped_file.h"
 #include "weights/safetensors.h"
-#include "weights/torch_checkpoint.h"
+#include "weights/text_util.h"
+#include "weights/weights_file.h"
 
 namespace npcore {
 
@@ -15,17 +15,10 @@ ConvertReport convert_checkpoint(const std::string& in, const std::string& out, 
     throw FormatError(out + ": already exists; use --force to overwrite it");
 
   ConvertReport rep;
-  auto file = MappedFile::open(in);
-  StateDict sd;
-  if (looks_like_torch_checkpoint(file->data(), file->size())) {
-    TorchCheckpoint ck = parse_torch_checkpoint(file->data(), file->size(), in, file);
-    rep.source_format = std::string("pytorch ") + torch_format_name(ck.format);
-    rep.copied_bytes = ck.copied_bytes;
-    sd = std::move(ck.tensors);
-  } else {
-    sd = parse_safetensors(file->data(), file->size(), in, file).tensors;
-    rep.source_format = "safetensors";
-  }
+  StateDictFile file = read_state_dict(in);
+  const StateDict& sd = file.tensors;
+  rep.source_format = file.format;
+  rep.copied_bytes = file.copied_bytes;
 
   StateDict kept(in);
   std::vector<std::pair<std::string, StoredTensor>> tensors;
@@ -45,20 +38,16 @@ ConvertReport convert_checkpoint(const std::string& in, const std::string& out, 
   if (opt.check) {
     const std::vector<std::string> problems = opt.check(kept);
     if (!problems.empty()) {
-      std::string msg = in + ": the tensors do not match " + opt.check_what + " (" +
+      throw WeightError(in + ": the tensors do not match " + opt.check_what + " (" +
                         std::to_string(problems.size()) + " problem" + (problems.size() > 1 ? "s" : "") +
-                        "): ";
-      const size_t shown = std::min<size_t>(problems.size(), 12);
-      for (size_t i = 0; i < shown; ++i) msg += (i ? "; " : "") + problems[i];
-      if (shown < problems.size()) msg += "; ... and " + std::to_string(problems.size() - shown) + " more";
-      throw WeightError(msg);
+                        "): " + list_some(problems));
     }
   }
 
   const size_t slash = in.rfind('/');
   rep.metadata = opt.metadata;
   rep.metadata["source"] = slash == std::string::npos ? in : in.substr(slash + 1);
-  rep.metadata["source_bytes"] = std::to_string(file->size());
+  rep.metadata["source_bytes"] = std::to_string(file.file_bytes);
   rep.metadata["source_format"] = rep.source_format;
   write_safetensors(out, tensors, rep.metadata);
   rep.tensors = tensors.size();

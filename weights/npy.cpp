@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "engine/error.h"
 #include "weights/mapped_file.h"
@@ -239,7 +240,13 @@ Tensor parse_npy(const uint8_t* data, size_t size, const std::string& source) {
     bad(source, "shape " + shape.str() + " of " + h.descr + " needs " + std::to_string(expected) +
                     " bytes of data after the " + std::to_string(h.data_offset) +
                     "-byte header, the file has " + std::to_string(actual) + " (trailing bytes)");
-  Tensor t(shape);
+  Tensor t;
+  try {
+    t = Tensor(shape);
+  } catch (const std::bad_alloc&) {
+    throw FormatError(source + ": cannot allocate " + std::to_string(numel * sizeof(float)) +
+                      " bytes for the float32 array " + shape.str() + " (out of memory)");
+  }
   const DType dt = h.item_size == 4 ? DType::F32 : h.item_size == 8 ? DType::F64 : DType::F16;
   convert_to_float(dt, data + h.data_offset, int64_t(numel), t.data());
   return t;

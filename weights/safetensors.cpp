@@ -10,17 +10,21 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <set>
+#include <unordered_set>
 
 #include "engine/error.h"
+#include "weights/json_guard.h"
 #include "weights/mapped_file.h"
+#include "weights/text_util.h"
 
 namespace npcore {
 namespace {
 
-using json = nlohmann::ordered_json;  // keeps the file's tensor order for StateDict::order()
+using json = nlohmann::json;
 
 constexpr uint64_t kMaxHeader = 100u << 20;  // the reference implementation's limit
+// {"name": {"shape": [..]}}: the header object, a tensor's object, its shape or offsets array.
+constexpr int kMaxHeaderDepth = 3;
 
 [[noreturn]] void bad(const std::string& source, const std::string& what) {
   throw FormatError(source + ": not a valid safetensors file: " + what);
@@ -37,32 +41,45 @@ bool mul_ok(uint64_t a, uint64_t b, uint64_t limit, uint64_t* out) {
 
 SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& source,
                                   std::shared_ptr<const void> owner) {
-  if (size < 8) bad(source, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  if (size < 8)
+    bad(source, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
   if (n > kMaxHeader) bad(source, "header length " + std::to_string(n) + " exceeds 100 MiB");
   if (n > size - 8)
-    bad(source, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
-                    " bytes)");
+    bad(source, "header length " + std::to_string(n) + " runs past the end of the file (" +
+                    std::to_string(size) + " bytes)");
   const char* hbeg = reinterpret_cast<const char*>(data + 8);
 
-  // Parse the header, refusing duplicate tensor names (JSON parsers keep the last silently).
-  std::set<std::string> seen;
-  std::string duplicate;
-  json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::key && depth == 1) {
-      std::string k = parsed.get<std::string>();
-      if (!seen.insert(k).second && duplicate.empty()) duplicate = k;
+  // Parse the header into a plain (map-backed) json, recording the file's tensor order and refusing
+  // repeated keys, which JSON parsers otherwise resolve silently by keeping the last. Depth 1 holds
+  // the tensor names, depth 2 the fields of one tensor (or the metadata keys).
+  std::vector<std::string> order;
+  std::unordered_set<std::string> names, fields;
+  const JsonKeyHook on_key = [&](int depth, const std::string& key) {
+    if (depth == 1) {
+      if (!names.insert(key).second)
+        bad(source, "tensor '" + printable(key) + "' appears twice in the header");
+      order.push_back(key);
+      fields.clear();
+    } else if (depth == 2 && !order.empty() && !fields.insert(key).second) {
+      const std::string& owner_key = order.back();
+      bad(source, (owner_key == "__metadata__" ? std::string("__metadata__")
+                                               : "tensor '" + printable(owner_key) + "'") +
+                      " has the key '" + printable(key) + "' twice");
     }
-    return true;
   };
   json header;
-  try {
-    header = json::parse(hbeg, hbeg + n, cb);
-  } catch (const json::exception& e) {
-    bad(source, std::string("header is not valid JSON: ") + e.what());
+  std::string why;
+  switch (parse_json_limited(hbeg, hbeg + n, kMaxHeaderDepth, &header, &why, on_key)) {
+    case JsonParse::Ok:
+      break;
+    case JsonParse::Invalid:
+      bad(source, "header is not valid JSON: " + why);
+    case JsonParse::TooDeep:
+      bad(source, "header is " + why + " (a safetensors header has " + std::to_string(kMaxHeaderDepth) +
+                      ": {name: {shape: [dims]}})");
   }
-  if (!duplicate.empty()) bad(source, "tensor '" + duplicate + "' appears twice in the header");
   if (!header.is_object()) bad(source, "header is not a JSON object");
 
   SafetensorsFile out;
@@ -73,58 +90,81 @@ SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::s
 
   struct Range {
     uint64_t b, e;
-    std::string name;
+    const std::string* name;
   };
   std::vector<Range> ranges;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const json& v = it.value();
+  for (const std::string& name : order) {
+    const json& v = header.at(name);
     if (name == "__metadata__") {
       if (!v.is_object()) bad(source, "__metadata__ is not an object");
       for (auto m = v.begin(); m != v.end(); ++m) {
-        if (!m.value().is_string()) bad(source, "__metadata__ value of '" + m.key() + "' is not a string");
+        if (!m.value().is_string())
+          bad(source,
+              "__metadata__ value of '" + printable(m.key()) + "' is not a string: " + brief(m.value()));
         out.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    const std::string where = "tensor '" + name + "'";
-    if (!v.is_object()) bad(source, where + " is not described by an object");
+    const std::string where = "tensor '" + printable(name) + "'";
+    if (!v.is_object()) bad(source, where + " is not described by an object: " + brief(v));
     for (const char* f : {"dtype", "shape", "data_offsets"})
       if (!v.contains(f)) bad(source, where + " lacks '" + f + "'");
-    if (v.size() != 3) bad(source, where + " has fields other than dtype, shape, data_offsets");
+    if (v.size() != 3) bad(source, where + " has fields other than dtype, shape, data_offsets: " + brief(v));
     StoredTensor t;
-    if (!v["dtype"].is_string() || !parse_dtype(v["dtype"].get<std::string>(), &t.dtype))
-      bad(source, where + " has unknown dtype " + v["dtype"].dump());
+    const json& dtype = v["dtype"];
+    if (!dtype.is_string() || !parse_dtype(dtype.get<std::string>(), &t.dtype))
+      bad(source, where + " has unknown dtype " + brief(dtype));
     const json& shape = v["shape"];
-    if (!shape.is_array() || shape.size() > 16) bad(source, where + ": shape must be an array of at most 16 dims");
+    if (!shape.is_array() || shape.size() > 16)
+      bad(source, where + ": shape must be an array of at most 16 dims, got " + brief(shape));
     uint64_t numel = 1;
     for (const json& d : shape) {
-      if (!d.is_number_unsigned()) bad(source, where + ": shape " + shape.dump() + " has a non-integer or negative dim");
+      if (!d.is_number_unsigned())
+        bad(source, where + ": shape " + brief(shape) + " has a non-integer or negative dim");
       uint64_t dv = d.get<uint64_t>();
-      if (!mul_ok(numel, dv, uint64_t(1) << 56, &numel)) bad(source, where + ": shape " + shape.dump() + " is too large");
+      if (!mul_ok(numel, dv, uint64_t(1) << 56, &numel))
+        bad(source, where + ": shape " + brief(shape) + " is too large");
       t.shape.push_back(int64_t(dv));
     }
     const json& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      bad(source, where + ": data_offsets must be two non-negative integers");
+      bad(source, where + ": data_offsets must be two non-negative integers, got " + brief(off));
     const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
-    if (b > e) bad(source, where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] decrease");
+    if (b > e)
+      bad(source, where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] decrease");
     if (e > data_size)
-      bad(source, where + ": data_offsets end " + std::to_string(e) + " beyond the " + std::to_string(data_size) +
-                      " data bytes (file truncated?)");
+      bad(source, where + ": data_offsets end " + std::to_string(e) + " beyond the " +
+                      std::to_string(data_size) + " data bytes (file truncated?)");
     uint64_t nbytes = 0;
     if (!mul_ok(numel, dtype_size(t.dtype), std::numeric_limits<uint64_t>::max(), &nbytes) || nbytes != e - b)
-      bad(source, where + ": " + std::to_string(e - b) + " bytes for shape " + shape.dump() + " of " +
+      bad(source, where + ": " + std::to_string(e - b) + " bytes for shape " + shape_str(t.shape) + " of " +
                       dtype_name(t.dtype) + ", which needs " + std::to_string(numel * dtype_size(t.dtype)));
     t.data = base + b;
     t.nbytes = size_t(nbytes);
-    ranges.push_back({b, e, name});
+    ranges.push_back({b, e, &name});
     out.tensors.add(name, std::move(t));
   }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) { return x.b < y.b; });
-  for (size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].b < ranges[i - 1].e)
-      bad(source, "tensors '" + ranges[i - 1].name + "' and '" + ranges[i].name + "' overlap");
+  // The format indexes the whole data buffer: the tensors tile it in offset order, with no overlap, no
+  // hole and nothing after the last (as the reference implementation's validation requires).
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& x, const Range& y) { return x.b != y.b ? x.b < y.b : x.e < y.e; });
+  uint64_t covered = 0;
+  const std::string* prev = nullptr;
+  for (const Range& r : ranges) {
+    if (r.b < covered)
+      bad(source, "tensors '" + printable(*prev) + "' and '" + printable(*r.name) + "' overlap");
+    if (r.b > covered)
+      bad(source, "data bytes [" + std::to_string(covered) + ", " + std::to_string(r.b) +
+                      ") belong to no tensor (a hole before tensor '" + printable(*r.name) +
+                      "'); the data must be entirely indexed");
+    covered = r.e;
+    prev = r.name;
+  }
+  if (covered != data_size)
+    bad(source, std::to_string(data_size - covered) +
+                    " data bytes after the last tensor belong to no tensor (" + std::to_string(data_size) +
+                    " data bytes, tensors cover " + std::to_string(covered) +
+                    "); the data must be entirely indexed");
   return out;
 }
 
@@ -143,7 +183,8 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   fd_ = ::mkstemp(name.data());
-  if (fd_ < 0) throw FormatError(path + ": cannot create a temporary file in " + dir + ": " + std::strerror(errno));
+  if (fd_ < 0)
+    throw FormatError(path + ": cannot create a temporary file in " + dir + ": " + std::strerror(errno));
   tmp_ = name.data();
 }
 
@@ -198,24 +239,33 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   f.commit();
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, StoredTensor>>& tensors,
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, StoredTensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  // Header in the given order; nlohmann's ordered_json keeps insertion order.
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  // Header in the given order, written entry by entry (an ordered_json would insert each key by a linear
+  // search).
+  std::string h = "{";
   uint64_t offset = 0;
-  std::set<std::string> names;
+  std::unordered_set<std::string> names;
   for (const auto& [name, t] : tensors) {
     if (name == "__metadata__" || !names.insert(name).second)
-      throw FormatError(path + ": cannot write tensor name '" + name + "' (reserved or repeated)");
+      throw FormatError(path + ": cannot write tensor name '" + printable(name) + "' (reserved or repeated)");
     nlohmann::ordered_json e;
     e["dtype"] = dtype_name(t.dtype);
     e["shape"] = t.shape;
     e["data_offsets"] = {offset, offset + t.nbytes};
-    header[name] = e;
+    if (h.size() > 1) h += ',';
+    h += nlohmann::json(name).dump();
+    h += ':';
+    h += e.dump();
     offset += t.nbytes;
   }
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::string h = header.dump();
+  if (!metadata.empty()) {
+    if (h.size() > 1) h += ',';
+    h += "\"__metadata__\":";
+    h += nlohmann::json(metadata).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  h += "}";
   while (h.size() % 8) h.push_back(' ');
   // Streamed: the tensors are written from where they lie (often a memory map), never copied whole.
   AtomicFile f(path);

@@ -1,6 +1,7 @@
 #include "weights/state_dict.h"
 
 #include <cstring>
+#include <new>
 
 #include "engine/error.h"
 
@@ -8,16 +9,26 @@ namespace npcore {
 
 const char* dtype_name(DType d) {
   switch (d) {
-    case DType::F64: return "F64";
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::I16: return "I16";
-    case DType::I8: return "I8";
-    case DType::U8: return "U8";
-    case DType::Bool: return "BOOL";
+    case DType::F64:
+      return "F64";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::I64:
+      return "I64";
+    case DType::I32:
+      return "I32";
+    case DType::I16:
+      return "I16";
+    case DType::I8:
+      return "I8";
+    case DType::U8:
+      return "U8";
+    case DType::Bool:
+      return "BOOL";
   }
   return "?";
 }
@@ -25,15 +36,19 @@ const char* dtype_name(DType d) {
 size_t dtype_size(DType d) {
   switch (d) {
     case DType::F64:
-    case DType::I64: return 8;
+    case DType::I64:
+      return 8;
     case DType::F32:
-    case DType::I32: return 4;
+    case DType::I32:
+      return 4;
     case DType::F16:
     case DType::BF16:
-    case DType::I16: return 2;
+    case DType::I16:
+      return 2;
     case DType::I8:
     case DType::U8:
-    case DType::Bool: return 1;
+    case DType::Bool:
+      return 1;
   }
   return 0;
 }
@@ -49,6 +64,10 @@ bool parse_dtype(const std::string& s, DType* out) {
   return false;
 }
 
+bool is_float_dtype(DType d) {
+  return d == DType::F32 || d == DType::F64 || d == DType::F16 || d == DType::BF16;
+}
+
 int64_t StoredTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -56,14 +75,12 @@ int64_t StoredTensor::numel() const {
 }
 
 std::string StoredTensor::shape_str() const {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
+  return npcore::shape_str(shape);
 }
 
 void StateDict::add(const std::string& name, StoredTensor t) {
   if (!tensors_.emplace(name, std::move(t)).second)
-    throw FormatError(source_ + ": tensor '" + name + "' appears twice");
+    throw FormatError(source_ + ": tensor '" + printable(name) + "' appears twice");
   order_.push_back(name);
 }
 
@@ -87,7 +104,7 @@ const StoredTensor* StateDict::find(const std::string& name) const {
 
 const StoredTensor& StateDict::at(const std::string& name) const {
   const StoredTensor* t = find(name);
-  if (!t) throw WeightError(source_ + ": missing tensor '" + name + "'");
+  if (!t) throw WeightError(source_ + ": missing tensor '" + printable(name) + "'");
   return *t;
 }
 
@@ -122,7 +139,9 @@ float half_to_float(uint16_t h) {
 
 void convert_to_float(DType dtype, const uint8_t* src, int64_t n, float* dst) {
   switch (dtype) {
-    case DType::F32: std::memcpy(dst, src, size_t(n) * 4); return;
+    case DType::F32:
+      std::memcpy(dst, src, size_t(n) * 4);
+      return;
     case DType::F64:
       for (int64_t i = 0; i < n; ++i) {
         double v;
@@ -145,17 +164,28 @@ void convert_to_float(DType dtype, const uint8_t* src, int64_t n, float* dst) {
         std::memcpy(dst + i, &bits, 4);
       }
       return;
-    default: throw WeightError(std::string("cannot convert ") + dtype_name(dtype) + " to float32");
+    default:
+      throw WeightError(std::string("cannot convert ") + dtype_name(dtype) + " to float32");
   }
 }
 
 Tensor StateDict::get_float(const std::string& name) const {
   const StoredTensor& st = at(name);
-  if (st.dtype != DType::F32 && st.dtype != DType::F64 && st.dtype != DType::F16 && st.dtype != DType::BF16)
-    throw WeightError(source_ + ": tensor '" + name + "' has dtype " + dtype_name(st.dtype) +
-                      ", expected a floating-point dtype");
+  const std::string where = source_ + ": tensor '" + printable(name) + "' " + st.shape_str();
+  if (!is_float_dtype(st.dtype))
+    throw WeightError(where + " has dtype " + dtype_name(st.dtype) + ", expected a floating-point dtype");
+  if (st.shape.size() > size_t(Shape::kMaxRank))
+    throw WeightError(where + " has " + std::to_string(st.shape.size()) + " dimensions; tensors of at most " +
+                      std::to_string(Shape::kMaxRank) + " are supported");
+  if (!st.data && st.nbytes) throw WeightError(where + ": its data was not read (a shapes-only read)");
   Shape shape(st.shape.begin(), st.shape.end());
-  Tensor t(shape);
+  Tensor t;
+  try {
+    t = Tensor(shape);
+  } catch (const std::bad_alloc&) {
+    throw WeightError(where + ": cannot allocate " + std::to_string(uint64_t(st.numel()) * sizeof(float)) +
+                      " bytes for its float32 copy (out of memory)");
+  }
   convert_to_float(st.dtype, st.data, st.numel(), t.data());
   return t;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "weights/text_util.h"
 
 namespace npcore {
 
@@ -17,6 +18,13 @@ const char* dtype_name(DType d);  // safetensors spelling: "F32", "I64", ...
 size_t dtype_size(DType d);
 // Parses a safetensors dtype name; returns false if unknown.
 bool parse_dtype(const std::string& s, DType* out);
+// F32, F64, F16 or BF16: the dtypes get_float converts.
+bool is_float_dtype(DType d);
+
+// How much of a file a reader takes in: everything, or names, dtypes and shapes only (`npcore info`):
+// then StoredTensor::data is null wherever the bytes would have to be copied or decompressed, and
+// checks that read the data (zip CRCs) are skipped.
+enum class TensorData { Load, ShapesOnly };
 
 // One stored tensor: dtype, shape, and a pointer to its little-endian, C-order bytes.
 struct StoredTensor {
@@ -50,7 +58,8 @@ class StateDict {
   // Throws WeightError naming the key and the source if absent.
   const StoredTensor& at(const std::string& name) const;
   // A float32 copy of a floating-point tensor (F32, F64, F16, BF16 converted); throws WeightError
-  // naming the key if absent or of an integer dtype.
+  // naming the key and the file if absent, of an integer dtype, of rank above Shape::kMaxRank, or too
+  // large to allocate.
   Tensor get_float(const std::string& name) const;
 
   const std::map<std::string, StoredTensor>& tensors() const { return tensors_; }

@@ -9,6 +9,7 @@
 // Tensors honour storage offsets and strides; a dense tensor of a stored (uncompressed) zip entry or a
 // legacy storage points into the memory-mapped file, so a large checkpoint is not held twice; other
 // tensors (non-contiguous strides, compressed entries) are gathered into dense copies.
+// weights/weights_file.h chooses between this reader and the safetensors one.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,15 +28,14 @@ struct TorchCheckpoint {
   uint64_t copied_bytes = 0;  // tensor bytes gathered into copies (non-dense views, compressed entries)
 };
 
-// True if the bytes start like a torch.save file (a zip local header, or a binary pickle).
-bool looks_like_torch_checkpoint(const uint8_t* data, size_t size);
-
 // Memory-maps and reads `path`. Throws FormatError naming the file and the problem (not a checkpoint,
-// refused pickle content, truncated or inconsistent storages, a tensor beyond its storage, ...).
-TorchCheckpoint read_torch_checkpoint(const std::string& path);
+// refused pickle content, truncated or inconsistent storages, a tensor beyond its storage or repeating
+// its storage's elements into more than 4 x its bytes plus 1 MiB, copies (gathered or decompressed)
+// totalling more than 4 x the file plus 1 MiB, a stored zip entry failing its CRC-32, ...). With TensorData::ShapesOnly, compressed and strided tensors are not read or gathered (data null).
+TorchCheckpoint read_torch_checkpoint(const std::string& path, TensorData mode = TensorData::Load);
 // The same from bytes in memory; `source` names them in messages, `owner` keeps them alive for as long
 // as the returned tensors.
 TorchCheckpoint parse_torch_checkpoint(const uint8_t* data, size_t size, const std::string& source,
-                                       std::shared_ptr<const void> owner);
+                                       std::shared_ptr<const void> owner, TensorData mode = TensorData::Load);
 
 }  // namespace npcore

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/error.h"
+#include "weights/text_util.h"
 
 namespace npcore {
 namespace {
@@ -204,25 +205,37 @@ struct TorchUnpickler::Frame {
   }
 };
 
-TorchUnpickler::TorchUnpickler(std::string source) : source_(std::move(source)) {}
+TorchUnpickler::TorchUnpickler(std::string source) : source_(std::move(source)) {
+  none_.kind = PyValue::Kind::None;
+  true_.kind = false_.kind = PyValue::Kind::Bool;
+  true_.i = 1;
+}
 
-PyValue* TorchUnpickler::make(PyValue::Kind k) {
+void TorchUnpickler::charge(uint64_t units, Frame& f) {
+  units_ += units;
+  const uint64_t read = bytes_read_ + f.pos;
+  if (units_ > kMaxUnits)
+    f.fail("the pickle builds more than " + std::to_string(kMaxUnits) +
+           " values, container items and memo entries (the limit; a state_dict needs far fewer)");
+  if (units_ > kUnitsPerByte * read + kUnitsSlack)
+    f.fail("the pickle builds " + std::to_string(units_) + " values, container items and memo entries from " +
+           std::to_string(read) + " bytes, more than the limit of " + std::to_string(kUnitsPerByte) +
+           " per byte read plus " + std::to_string(kUnitsSlack) + " (a state_dict needs under one per byte)");
+}
+
+PyValue* TorchUnpickler::make(PyValue::Kind k, Frame& f) {
+  charge(1, f);
   arena_.push_back(std::make_unique<PyValue>());
   arena_.back()->kind = k;
   return arena_.back().get();
 }
 
-namespace {
-
-// Depth of a container holding `items`; throws through `f` beyond the limit.
-template <class Frame>
-int container_depth(const std::vector<PyValue*>& items, const Frame& f) {
-  int d = 0;
-  for (const PyValue* v : items) d = std::max(d, v->depth);
-  if (d + 1 > TorchUnpickler::kMaxDepth)
-    f.fail("values nested deeper than " + std::to_string(TorchUnpickler::kMaxDepth) + " levels");
-  return d + 1;
+const TorchStorageRef* TorchUnpickler::find_root(const std::string& key) const {
+  auto it = root_index_.find(key);
+  return it == root_index_.end() ? nullptr : &storages_[it->second];
 }
+
+namespace {
 
 bool hashable(const PyValue& v) {
   return v.kind != PyValue::Kind::List && v.kind != PyValue::Kind::Dict;
@@ -239,7 +252,8 @@ PyValue* TorchUnpickler::persistent_load(const PyValue& pid, Frame& f) {
     f.fail(
         "the pickle holds a whole nn.Module (torch.save(model)), not a state_dict; save model.state_dict() "
         "instead");
-  if (type != "storage") f.fail("unknown persistent id type '" + type + "' (only 'storage' is allowed)");
+  if (type != "storage")
+    f.fail("unknown persistent id type '" + printable(type) + "' (only 'storage' is allowed)");
   const auto& it = pid.items;
   if (it.size() != 5 && it.size() != 6)
     f.fail("a storage persistent id has 5 (zip format) or 6 (legacy format) fields, got " +
@@ -275,9 +289,9 @@ PyValue* TorchUnpickler::persistent_load(const PyValue& pid, Frame& f) {
     s.view_numel = v.items[2]->i;
     if (s.view_offset < 0 || s.view_numel < 0 || s.view_offset > s.numel ||
         s.view_numel > s.numel - s.view_offset)
-      f.fail("storage view '" + view_key + "' covers elements [" + std::to_string(s.view_offset) + ", " +
-             std::to_string(s.view_offset) + " + " + std::to_string(s.view_numel) + ") of storage '" + s.key +
-             "', which holds " + std::to_string(s.numel));
+      f.fail("storage view '" + printable(view_key) + "' covers elements [" + std::to_string(s.view_offset) +
+             ", " + std::to_string(s.view_offset) + " + " + std::to_string(s.view_numel) + ") of storage '" +
+             printable(s.key) + "', which holds " + std::to_string(s.numel));
     id += std::string("\0view ", 6) + view_key;
   }
   auto found = storage_index_.find(id);
@@ -287,19 +301,19 @@ PyValue* TorchUnpickler::persistent_load(const PyValue& pid, Frame& f) {
     const TorchStorageRef& o = storages_[index];
     if (o.dtype != s.dtype || o.numel != s.numel || o.view_offset != s.view_offset ||
         o.view_numel != s.view_numel)
-      f.fail("storage '" + s.key + "' is named twice with different types or sizes (" + dtype_name(o.dtype) +
-             " x " + std::to_string(o.numel) + ", then " + dtype_name(s.dtype) + " x " +
+      f.fail("storage '" + printable(s.key) + "' is named twice with different types or sizes (" +
+             dtype_name(o.dtype) + " x " + std::to_string(o.numel) + ", then " + dtype_name(s.dtype) + " x " +
              std::to_string(s.numel) + ")");
   } else {
     // Every view of one root must agree on the root's type and size.
-    for (const TorchStorageRef& o : storages_)
-      if (o.key == s.key && (o.dtype != s.dtype || o.numel != s.numel))
-        f.fail("storage '" + s.key + "' is named twice with different types or sizes");
+    if (const TorchStorageRef* o = find_root(s.key); o && (o->dtype != s.dtype || o->numel != s.numel))
+      f.fail("storage '" + printable(s.key) + "' is named twice with different types or sizes");
     index = storages_.size();
+    root_index_.emplace(s.key, index);
     storages_.push_back(std::move(s));
     storage_index_.emplace(id, index);
   }
-  PyValue* v = make(K::Storage);
+  PyValue* v = make(K::Storage, f);
   v->i = int64_t(index);
   return v;
 }
@@ -343,8 +357,8 @@ PyValue* TorchUnpickler::rebuild_tensor(const std::string& fn, const PyValue& ar
     if (a.size() == 7 && a[6]->kind != K::Dict && a[6]->kind != K::None)
       f.fail(fn + ": metadata must be a dict or None, got " + py_type_name(*a[6]));
   }
-  PyValue* v = make(K::Tensor);
-  v->tensor = std::move(t);
+  PyValue* v = make(K::Tensor, f);
+  v->tensor = std::make_unique<TorchTensorRef>(std::move(t));
   return v;
 }
 
@@ -355,13 +369,17 @@ PyValue* TorchUnpickler::reduce(const PyValue& callable, const PyValue& args, Fr
   if (args.kind != K::Tuple) f.fail("REDUCE arguments must be a tuple, got " + py_type_name(args));
   const std::string& fn = callable.s;
   if (fn == "collections.OrderedDict") {
-    PyValue* d = make(K::Dict);
+    PyValue* d = make(K::Dict, f);
     d->ordered = true;
     if (args.items.empty()) return d;
     // Python 2 pickled an OrderedDict as OrderedDict([[key, value], ...]).
     const PyValue& items = *args.items[0];
     if (args.items.size() != 1 || (items.kind != K::List && items.kind != K::Tuple))
       f.fail("collections.OrderedDict takes no argument or one list of pairs");
+    // The copy is charged before it is made: a list passed again and again would otherwise fill memory
+    // at a few bytes of pickle per copy.
+    charge(2 * uint64_t(items.items.size()), f);
+    d->items.reserve(2 * items.items.size());
     for (PyValue* p : items.items) {
       if ((p->kind != K::List && p->kind != K::Tuple) || p->items.size() != 2)
         f.fail("collections.OrderedDict: items must be [key, value] pairs, got " + py_type_name(*p));
@@ -369,7 +387,6 @@ PyValue* TorchUnpickler::reduce(const PyValue& callable, const PyValue& args, Fr
       d->items.push_back(p->items[0]);
       d->items.push_back(p->items[1]);
     }
-    d->depth = container_depth(d->items, f);
     return d;
   }
   if (fn == "torch._utils._rebuild_tensor" || fn == "torch._utils._rebuild_tensor_v2")
@@ -400,7 +417,7 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
   f.base = base;
   f.source = &source_;
   auto push_new = [&](K k) {
-    PyValue* v = make(k);
+    PyValue* v = make(k, f);
     f.push(v);
     return v;
   };
@@ -424,22 +441,31 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
   auto push_global = [&](const std::string& module, const std::string& name) {
     const std::string g = module + "." + name;
     if (!allowed_global(g))
-      f.fail("refuses global " + g +
+      f.fail("refuses global " + printable(g) +
              " (a state_dict needs only collections.OrderedDict, torch._utils rebuild "
              "functions and torch storage types)");
     push_new(K::Global)->s = g;
   };
   auto make_tuple = [&](std::vector<PyValue*> items) {
-    PyValue* t = make(K::Tuple);
-    t->depth = container_depth(items, f);
+    charge(items.size(), f);
+    PyValue* t = make(K::Tuple, f);
     t->items = std::move(items);
     f.push(t);
   };
   auto dict_add = [&](PyValue* d, PyValue* k, PyValue* v) {
     if (!hashable(*k)) f.fail("unhashable dict key of type " + py_type_name(*k));
+    charge(2, f);
     d->items.push_back(k);
     d->items.push_back(v);
-    d->depth = std::max({d->depth, container_depth({k, v}, f)});
+  };
+  auto memo_put = [&](uint64_t i) {
+    PyValue* v = f.top();
+    auto [it, added] = f.memo.emplace(i, v);
+    if (added) {
+      charge(1, f);
+    } else {
+      it->second = v;
+    }
   };
   auto memo_get = [&](uint64_t i) {
     auto it = f.memo.find(i);
@@ -469,11 +495,11 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
       case '.': {  // STOP
         PyValue* v = f.pop();
         if (consumed) *consumed = f.pos;
+        bytes_read_ += f.pos;
         return *v;
       }
       case '(':  // MARK
-        if (f.marks.size() >= size_t(kMaxDepth))
-          f.fail("more than " + std::to_string(kMaxDepth) + " nested MARKs");
+        if (f.marks.size() >= kMaxMarks) f.fail("more than " + std::to_string(kMaxMarks) + " nested MARKs");
         f.marks.push_back(f.stack.size());
         break;
       case '0':  // POP
@@ -490,13 +516,13 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         f.push(f.top());
         break;
       case 'N':  // NONE
-        push_new(K::None);
+        f.push(&none_);
         break;
       case 0x88:  // NEWTRUE
-        push_new(K::Bool)->i = 1;
+        f.push(&true_);
         break;
       case 0x89:  // NEWFALSE
-        push_new(K::Bool)->i = 0;
+        f.push(&false_);
         break;
       case 'J':  // BININT
         push_int(int64_t(int32_t(uint32_t(f.le(4)))));
@@ -575,8 +601,8 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         break;
       case 'l': {  // LIST
         std::vector<PyValue*> items = f.pop_mark();
-        PyValue* l = make(K::List);
-        l->depth = container_depth(items, f);
+        charge(items.size(), f);
+        PyValue* l = make(K::List, f);
         l->items = std::move(items);
         f.push(l);
         break;
@@ -591,7 +617,7 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         }
         PyValue* l = f.top();
         if (l->kind != K::List) f.fail("cannot append to a " + py_type_name(*l));
-        l->depth = std::max(l->depth, container_depth(items, f));
+        charge(items.size(), f);
         l->items.insert(l->items.end(), items.begin(), items.end());
         break;
       }
@@ -601,7 +627,7 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
       case 'd': {  // DICT
         std::vector<PyValue*> items = f.pop_mark();
         if (items.size() % 2) f.fail("DICT needs key/value pairs, got an odd number of items");
-        PyValue* d = make(K::Dict);
+        PyValue* d = make(K::Dict, f);
         for (size_t i = 0; i < items.size(); i += 2) dict_add(d, items[i], items[i + 1]);
         f.push(d);
         break;
@@ -623,16 +649,14 @@ const PyValue& TorchUnpickler::load(const uint8_t* data, size_t size, size_t* co
         break;
       }
       case 'q':  // BINPUT
-        f.memo[f.le(1)] = f.top();
+        memo_put(f.le(1));
         break;
       case 'r':  // LONG_BINPUT
-        f.memo[f.le(4)] = f.top();
+        memo_put(f.le(4));
         break;
-      case 0x94: {  // MEMOIZE
-        PyValue* v = f.top();
-        f.memo[f.memo.size()] = v;
+      case 0x94:  // MEMOIZE
+        memo_put(f.memo.size());
         break;
-      }
       case 'h':  // BINGET
         memo_get(f.le(1));
         break;

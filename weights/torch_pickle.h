@@ -9,8 +9,15 @@
 // FormatError naming it ("refuses global os.system"). "Calling" an allowed rebuild function only records a
 // tensor's geometry (storage, offset, size, stride); bytes are attached later by torch_checkpoint.cpp.
 //
-// Values live in an arena owned by the reader and refer to each other by pointer, so cyclic or deeply
-// nested input neither recurses nor leaks; every length is checked against the bytes that remain.
+// Values live in an arena owned by the reader and refer to each other by pointer; nothing walks them
+// recursively, so cyclic or deeply nested input neither recurses nor leaks. Every length is checked
+// against the bytes that remain, and memory is bounded by the bytes read: values made, container items
+// stored and memo entries together may number at most kUnitsPerByte per pickle byte read (plus
+// kUnitsSlack) and kMaxUnits in all (at most about 0.5 GB; a state_dict needs about 35 per tensor, so
+// over 100000 tensors fit).
+// An honest state_dict pickle needs under one per byte (torchvision's: about 0.5); a pickle that builds
+// one list and passes it to OrderedDict again and again is refused before it fills memory.
+// None, True and False are one shared value each.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -48,8 +55,7 @@ struct PyValue {
   double f = 0.0;               // Float
   std::string s;                // Str (UTF-8), Bytes, BigInt (little-endian two's complement), Global
   std::vector<PyValue*> items;  // Tuple, List; Dict: key0, value0, key1, value1, ... in insertion order
-  TorchTensorRef tensor;        // Tensor
-  int depth = 1;                // nesting depth (1 for a scalar), bounded by kMaxDepth
+  std::unique_ptr<TorchTensorRef> tensor;  // Tensor (out of line: most values are not tensors)
 };
 
 // Python's name for a value's type, for messages ("int", "str", "OrderedDict", "Tensor", ...).
@@ -57,9 +63,12 @@ std::string py_type_name(const PyValue& v);
 
 class TorchUnpickler {
  public:
-  static constexpr int kMaxDepth = 1000;         // nesting of marks and containers
-  static constexpr size_t kMaxStack = 1u << 24;  // values on the stack at once
-  static constexpr size_t kMaxLongBytes = 1024;  // LONG4 integers
+  static constexpr size_t kMaxMarks = 1000;        // MARKs open at once
+  static constexpr size_t kMaxStack = 1u << 24;    // values on the stack at once
+  static constexpr size_t kMaxLongBytes = 1024;    // LONG4 integers
+  static constexpr uint64_t kUnitsPerByte = 4;     // values + container items + memo entries per byte read
+  static constexpr uint64_t kUnitsSlack = 4096;    // ... plus this many, for tiny pickles
+  static constexpr uint64_t kMaxUnits = 1u << 22;  // ... and never more than this many in all
 
   // `source` (the file name, with the part being read) prefixes every message.
   explicit TorchUnpickler(std::string source);
@@ -73,19 +82,26 @@ class TorchUnpickler {
 
   // Storages named by persistent ids so far (one entry per distinct root key and view).
   const std::vector<TorchStorageRef>& storages() const { return storages_; }
+  // The first storage naming root key `key` (every view of a root agrees on its dtype and size), or null.
+  const TorchStorageRef* find_root(const std::string& key) const;
   const std::string& source() const { return source_; }
 
  private:
   struct Frame;
-  PyValue* make(PyValue::Kind k);
+  PyValue* make(PyValue::Kind k, Frame& f);
+  void charge(uint64_t units, Frame& f);
   PyValue* persistent_load(const PyValue& pid, Frame& f);
   PyValue* reduce(const PyValue& callable, const PyValue& args, Frame& f);
   PyValue* rebuild_tensor(const std::string& fn, const PyValue& args, Frame& f);
 
   std::string source_;
   std::vector<std::unique_ptr<PyValue>> arena_;
+  PyValue none_, true_, false_;  // shared by every NONE, NEWTRUE, NEWFALSE
+  uint64_t units_ = 0;           // values, container items and memo entries made so far
+  uint64_t bytes_read_ = 0;      // pickle bytes of earlier load() calls
   std::vector<TorchStorageRef> storages_;
   std::unordered_map<std::string, size_t> storage_index_;  // "key" or "key/view" -> storages_ index
+  std::unordered_map<std::string, size_t> root_index_;     // root key -> first storages_ index
 };
 
 }  // namespace npcore

@@ -6,12 +6,6 @@
 
 namespace npcore {
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 bool WeightSpec::ignored(const std::string& key) const {
   for (const auto& p : ignored_)
     if (key.compare(0, p.size(), p) == 0) return true;
@@ -29,26 +23,22 @@ void WeightSpec::check(const StateDict& sd, const std::string& what) const {
       continue;
     }
     if (t->shape != e.shape)
-      mismatched.push_back(e.key + ": file has " + shape_str(t->shape) + ", " + what + " expects " + shape_str(e.shape));
-    const bool is_float =
-        t->dtype == DType::F32 || t->dtype == DType::F64 || t->dtype == DType::F16 || t->dtype == DType::BF16;
+      mismatched.push_back(e.key + ": file has " + shape_str(t->shape) + ", " + what + " expects " +
+                           shape_str(e.shape));
+    const bool is_float = is_float_dtype(t->dtype);
     if (e.kind == Kind::Float && !is_float)
       wrong_dtype.push_back(e.key + ": dtype " + dtype_name(t->dtype) + ", expected a floating-point dtype");
     if (e.kind == Kind::Counter && (is_float || t->dtype == DType::Bool))
       wrong_dtype.push_back(e.key + ": dtype " + dtype_name(t->dtype) + ", expected an integer");
   }
   for (const std::string& k : sd.order())
-    if (!known.count(k) && !ignored(k)) unexpected.push_back(k + " " + sd.at(k).shape_str());
+    if (!known.count(k) && !ignored(k)) unexpected.push_back(printable(k) + " " + sd.at(k).shape_str());
   if (missing.empty() && mismatched.empty() && wrong_dtype.empty() && unexpected.empty()) return;
 
   std::string msg = sd.source() + ": state_dict does not match " + what + ":";
   auto list = [&](const char* title, const std::vector<std::string>& v) {
     if (v.empty()) return;
-    msg += std::string(" ") + title + " (" + std::to_string(v.size()) + "): ";
-    const size_t shown = std::min<size_t>(v.size(), 12);
-    for (size_t i = 0; i < shown; ++i) msg += (i ? "; " : "") + v[i];
-    if (shown < v.size()) msg += "; ... and " + std::to_string(v.size() - shown) + " more";
-    msg += ".";
+    msg += std::string(" ") + title + " (" + std::to_string(v.size()) + "): " + list_some(v) + ".";
   };
   list("missing", missing);
   list("unexpected", unexpected);

@@ -22,7 +22,9 @@ class WeightSpec {
     Kind kind = Kind::Float;
   };
 
-  void expect(const std::string& key, std::vector<int64_t> shape) { entries_.push_back({key, std::move(shape)}); }
+  void expect(const std::string& key, std::vector<int64_t> shape) {
+    entries_.push_back({key, std::move(shape)});
+  }
   void expect_counter(const std::string& key) { entries_.push_back({key, {}, Kind::Counter}); }
   // Keys under this prefix are accepted and ignored (training-only buffers).
   void ignore_prefix(const std::string& prefix) { ignored_.push_back(prefix); }
@@ -37,7 +39,5 @@ class WeightSpec {
   std::vector<Entry> entries_;
   std::vector<std::string> ignored_;
 };
-
-std::string shape_str(const std::vector<int64_t>& shape);
 
 }  // namespace npcore
