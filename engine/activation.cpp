@@ -4,10 +4,7 @@
 #include <cstdio>
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
-// GCC 12's false "may be used uninitialized" inside its AVX-512 intrinsic headers (see conv_native.cpp).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+#include "engine/intrinsics.h"
 
 #include "engine/simd_math.h"
 #endif

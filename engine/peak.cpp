@@ -1,10 +1,6 @@
 #include "engine/peak.h"
 
-#include <immintrin.h>
-// GCC 12 reports false "may be used uninitialized" warnings inside its AVX-512 intrinsic headers (the
-// _mm512_undefined_* operands of masked and broadcast intrinsics); they are not about this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+#include "engine/intrinsics.h"
 #include <omp.h>
 
 #include <chrono>

@@ -1,7 +1,7 @@
 #pragma once
 // AVX-512 versions of the activations' transcendental functions, accurate to a few ulp, so that
 // epilogues run at vector speed. Only included where __AVX512F__ is defined.
-#include <immintrin.h>
+#include "engine/intrinsics.h"
 
 #include <cmath>
 #include <vector>

@@ -8,11 +8,7 @@
 #include "engine/parallel.h"
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
-// GCC 12 reports false "may be used uninitialized" warnings inside its AVX-512 intrinsic headers (the
-// _mm512_undefined_* operands of masked and broadcast intrinsics); they are not about this code.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+#include "engine/intrinsics.h"
 #endif
 
 namespace npcore {
