@@ -65,10 +65,6 @@ TensorCheck compare_tensors(const std::string& name, const Tensor& got, const Te
   return c;
 }
 
-StateDict load_weights_file(const std::string& path) {
-  return read_state_dict(path).tensors;
-}
-
 CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string prefix = case_prefix(prefix_in);

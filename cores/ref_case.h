@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "layers/layer.h"
+#include "weights/weights_file.h"
 
 namespace npcore {
 
@@ -46,11 +47,5 @@ TensorCheck compare_tensors(const std::string& name, const Tensor& got, const Te
 // Runs a case. `prefix` may end in ".json". Throws npcore::Error if the case cannot be built or
 // loaded at all (the message names the file); numeric failures are reported in the result.
 CaseResult run_reference_case(const std::string& prefix, const CaseOptions& opt);
-
-// Loads a weights file: safetensors, or a torch.save checkpoint (.pth/.pt, zip or legacy format), told apart
-// by their first bytes (then by extension); read_state_dict (weights/weights_file.h) with its tensors only.
-// Tensors stay in the memory-mapped file where possible.
-class StateDict;
-StateDict load_weights_file(const std::string& path);
 
 }  // namespace npcore

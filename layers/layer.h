@@ -11,21 +11,15 @@
 
 #include "engine/activation.h"
 #include "engine/conv.h"
+#include "engine/options.h"
 #include "engine/tensor.h"
+#include "engine/workspace.h"
 
 namespace npcore {
 
 class StateDict;
 class WeightSpec;
 class Rng;
-
-// How a core is prepared: the conv backend, whether to fuse, and the OpenMP thread count.
-struct EngineOptions {
-  Backend backend = Backend::Native;  // the fastest; reference, gemm and onednn for checking
-  bool fuse = true;                   // fold norms/affines and activations into convs
-  bool winograd = true;               // native backend: Winograd for eligible convs (ConvSpec::allow_winograd)
-  int threads = 0;                    // 0: OpenMP's default (all cores)
-};
 
 // A per-channel affine map y = x * scale[c] + shift[c] (eval-mode BatchNorm, Bias2D, Scale2D).
 // An empty vector means identity for that part.
@@ -109,8 +103,6 @@ class Layer {
   // What plan() makes (each layer's own).
   virtual std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const = 0;
 
- public:
-
  private:
   std::string name_;
 };
@@ -119,14 +111,5 @@ using LayerPtr = std::unique_ptr<Layer>;
 
 // The whole preparation of a stand-alone layer: forget old fusion, fuse (if opt.fuse), prepare.
 void prepare_layer(Layer& layer, const EngineOptions& opt);
-
-// Memory and per-thread state for running one plan; one per thread, reused across calls.
-struct Workspace {
-  AlignedBuffer scratch;
-  size_t scratch_floats = 0;
-  std::unique_ptr<RunState> state;
-  const void* owner = nullptr;  // the plan that made it (a plan refuses another's workspace)
-};
-
 
 }  // namespace npcore

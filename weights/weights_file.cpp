@@ -86,4 +86,6 @@ StateDictFile read_state_dict(const std::string& path, TensorData mode) {
                     ".pth/.pt)");
 }
 
+StateDict load_weights_file(const std::string& path) { return read_state_dict(path).tensors; }
+
 }  // namespace npcore

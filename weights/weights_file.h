@@ -1,6 +1,6 @@
 #pragma once
 // The one place that tells file formats apart and reads a state_dict from a file, whatever its format:
-// what load_weights_file (cores/ref_case.h), `npcore convert` and `npcore info` use.
+// what load_weights_file, `npcore convert` and `npcore info` use.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -34,5 +34,9 @@ struct StateDictFile {
 // is neither is read as its extension says (.safetensors, or .pth/.pt/.bin) so that the message explains
 // what is wrong with it, and otherwise refused. Throws FormatError naming the file.
 StateDictFile read_state_dict(const std::string& path, TensorData mode = TensorData::Load);
+
+// The tensors of read_state_dict(path): a core's or model's weights from .safetensors or .pth (zip or
+// legacy format). Tensors stay in the memory-mapped file where possible.
+StateDict load_weights_file(const std::string& path);
 
 }  // namespace npcore

@@ -1,0 +1,15 @@
+#pragma once
+// How a core (or a stand-alone layer) is prepared and run: the conv backend, fusion, Winograd and the
+// thread count. Passed to Core::prepare; plans keep a copy.
+#include "engine/conv.h"
+
+namespace npcore {
+
+struct EngineOptions {
+  Backend backend = Backend::Native;  // the fastest; reference, gemm and onednn for checking
+  bool fuse = true;                   // fold norms/affines and activations into convs
+  bool winograd = true;               // native backend: Winograd for eligible convs (ConvSpec::allow_winograd)
+  int threads = 0;                    // 0: OpenMP's default (all cores)
+};
+
+}  // namespace npcore
