@@ -242,7 +242,7 @@ void bench_model(const ModelBenchArgs& a) {
               "alone and whole model interleaved\n",
               in_shape.str().c_str(), (unsigned long long)seed, a.warmup, a.runs);
   std::printf("core alone:   median %8.3f ms, min %8.3f ms\n", t.core.median_ms, t.core.min_ms);
-  std::printf("whole model:  median %8.3f ms, min %8.3f ms  (+%.2f%% at the median, +%.2f%% at the min)\n",
+  std::printf("whole model:  median %8.3f ms, min %8.3f ms  (%+.2f%% at the median, %+.2f%% at the min)\n",
               t.model.median_ms, t.model.min_ms, 100 * over_med, 100 * over_min);
   std::printf("readouts:     median %8.3f ms, min %8.3f ms  (all %zu sessions, shifter and nonlinearity; %.2f%% of the model)\n",
               t.readouts.median_ms, t.readouts.min_ms, sessions.size(), 100 * share);
@@ -264,7 +264,7 @@ void demo_model(const EngineOptions& opt, int runs) {
   Tensor image(in);
   Rng(2024).fill_uniform(image, 0.0f, 1.0f);
   std::vector<Tensor> outs{Tensor(Shape{1, 1000})};
-  const Timing t = time_model(*plan, image, nullptr, {0}, outs, 1, runs);
+  const Timing t = time_model(*plan, image, nullptr, {0}, outs, 0, runs);  // no warm-up: keep the demo quick
   float lo = outs[0].data()[0], hi = lo;
   for (int64_t i = 0; i < outs[0].numel(); ++i) {
     lo = std::min(lo, outs[0].data()[i]);
