@@ -1,5 +1,7 @@
 #include "cores/model.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -101,7 +103,7 @@ std::unique_ptr<ModelPlan> Model::plan(const Shape& in) const {
     if (s.shifter) p->scratch_floats_ = std::max(p->scratch_floats_, s.shifter->scratch_floats());
   }
   p->feat_floats_ = round_floats(size_t(x.numel()));
-  p->shift_floats_ = has_shifter() ? round_floats(size_t(2 * in[0])) : 0;
+  p->shift_floats_ = has_shifter() ? round_floats(sessions_.size() * size_t(2 * in[0])) : 0;
   p->threads_ = core_->options().threads > 0 ? core_->options().threads : planned_threads();
   return p;
 }
@@ -122,7 +124,7 @@ std::vector<Tensor> Model::forward(const Tensor& in, const Tensor* pupil, const 
 ModelWorkspace ModelPlan::make_workspace() const {
   ModelWorkspace ws;
   ws.core = core_->make_workspace();
-  ws.floats = feat_floats_ + shift_floats_ + round_floats(scratch_floats_);
+  ws.floats = feat_floats_ + shift_floats_ + size_t(threads_) * round_floats(scratch_floats_);
   ws.buffer = aligned_floats(ws.floats);
   ws.owner = this;
   return ws;
@@ -169,27 +171,33 @@ void ModelPlan::run_readouts(const Tensor* pupil, const std::vector<size_t>& ses
   check_args(pupil, sessions, outs);
   const Model& m = *model_;
   const Tensor feat = core_output(ws);
-  float* shift = ws.buffer.get() + feat_floats_;
-  float* scratch = shift + shift_floats_;
-  const float* pupil_data = pupil ? pupil->data() : nullptr;  // [N, k], dense (checked)
+  float* shifts = ws.buffer.get() + feat_floats_;           // [sessions of the model][N, 2]
+  float* scratch = shifts + shift_floats_;                  // per thread: round_floats(scratch_floats_)
+  const size_t per_thread = round_floats(scratch_floats_);
   const int64_t n = in_[0];
-  for (size_t i = 0; i < sessions.size(); ++i) {
+  // The shifters first (tiny), one slot per session of the model.
+  if (m.has_shifter())
+    for (size_t s : sessions) m.sessions_[s].shifter->run(pupil->data(), n, shifts + s * size_t(2 * n), scratch);
+  auto readout = [&](size_t i, float* sc, int threads) {
     const ModelSession& s = m.sessions_[sessions[i]];
-    const float* sh = nullptr;
-    if (s.shifter) {
-      s.shifter->run(pupil_data, n, shift, scratch);
-      sh = shift;
-    }
     float* y = outs[i].data();
-    s.readout->run(feat, sh, y, scratch, threads_);
-    const int64_t count = n * s.readout->outdims();
+    s.readout->run(feat, s.shifter ? shifts + sessions[i] * size_t(2 * n) : nullptr, y, sc, threads);
     if (m.nl_ == OutputNonlinearity::Elu) {
       const float off = m.elu_offset_;
+      const int64_t count = n * s.readout->outdims();
       for (int64_t k = 0; k < count; ++k) {
         const float v = y[k] + off;
         y[k] = (v > 0.f ? v : std::expm1(v)) + 1.f;
       }
     }
+  };
+  if (runs_parallel(int64_t(sessions.size()), threads_)) {
+    // Several sessions: one parallel region over them (each readout on one thread), not one per session.
+    parallel_for_dynamic(int64_t(sessions.size()), threads_, [&](int64_t i) {
+      readout(size_t(i), scratch + size_t(omp_get_thread_num()) * per_thread, 1);
+    });
+  } else {
+    for (size_t i = 0; i < sessions.size(); ++i) readout(i, scratch, threads_);
   }
 }
 
