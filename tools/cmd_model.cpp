@@ -173,12 +173,12 @@ void bench_model(const ModelBenchArgs& a) {
     const int64_t s = a.sessions > 0 ? a.sessions : int64_t(probe->sessions().size());
     text = with_sessions(text, a.config, s, n);
   }
-  json j = json::parse(text);
-  auto model = make_model(text, a.config);
+  auto model = make_model(text, a.config);  // validates the JSON and input_shape first
+  const json j = json::parse(text);
   const uint64_t seed = a.seed >= 0 ? uint64_t(a.seed)
                                     : (j.contains("seed") && j["seed"].is_number_unsigned() ? j["seed"].get<uint64_t>() : 0);
   int64_t H = a.height, W = a.width;
-  if (j.contains("input_shape")) {
+  if (j.contains("input_shape") && j["input_shape"].is_array()) {
     if (H <= 0) H = j["input_shape"][2].get<int64_t>();
     if (W <= 0) W = j["input_shape"][3].get<int64_t>();
   }
