@@ -15,7 +15,8 @@ namespace npcore {
 
 // ---- Model ------------------------------------------------------------------------------------------
 
-Model::Model(std::unique_ptr<Core> core, std::vector<ModelSession> sessions, OutputNonlinearity nl, float elu_offset)
+Model::Model(std::unique_ptr<Core> core, std::vector<ModelSession> sessions, OutputNonlinearity nl,
+             float elu_offset)
     : core_(std::move(core)), sessions_(std::move(sessions)), nl_(nl), elu_offset_(elu_offset) {
   if (!core_) throw ConfigError("FiringRateEncoder: no core");
   if (sessions_.empty()) throw ConfigError("FiringRateEncoder: no readout (n_neurons names no data_key)");
@@ -134,32 +135,36 @@ Tensor ModelPlan::core_output(const ModelWorkspace& ws) const {
   return Tensor::wrap(ws.buffer.get(), core_->output_shape());
 }
 
-void ModelPlan::check_args(const Tensor* pupil, const std::vector<size_t>& sessions, const Tensor* outs) const {
+void ModelPlan::check_args(const Tensor* pupil, const std::vector<size_t>& sessions,
+                           const Tensor* outs) const {
   const Model& m = *model_;
   const int64_t n = in_[0];
   for (size_t i = 0; i < sessions.size(); ++i) {
     if (sessions[i] >= m.sessions_.size())
-      throw ConfigError("FiringRateEncoder: session index " + std::to_string(sessions[i]) + " is out of range; the model has " +
-                        std::to_string(m.sessions_.size()) + " data_keys");
+      throw ConfigError("FiringRateEncoder: session index " + std::to_string(sessions[i]) +
+                        " is out of range; the model has " + std::to_string(m.sessions_.size()) +
+                        " data_keys");
     const Shape want{n, m.neurons(sessions[i])};
     if (outs && (outs[i].shape() != want || !outs[i].contiguous()))
-      throw ShapeError("FiringRateEncoder: output for data_key '" + m.sessions_[sessions[i]].data_key + "' is " +
-                       outs[i].shape().str() + ", expected a dense " + want.str());
+      throw ShapeError("FiringRateEncoder: output for data_key '" + m.sessions_[sessions[i]].data_key +
+                       "' is " + outs[i].shape().str() + ", expected a dense " + want.str());
   }
   if (m.has_shifter()) {
     const Shape want{n, m.pupil_channels()};
     if (!pupil)
-      throw ShapeError("FiringRateEncoder: the model has a shifter (MLPShifter): pupil positions " + want.str() +
-                       " (one row per image) are required");
+      throw ShapeError("FiringRateEncoder: the model has a shifter (MLPShifter): pupil positions " +
+                       want.str() + " (one row per image) are required");
     if (pupil->shape() != want || !pupil->contiguous())
-      throw ShapeError("FiringRateEncoder: pupil positions are " + pupil->shape().str() + ", the shifter expects " +
-                       want.str() + " (one row of " + std::to_string(want[1]) + " values per image)");
+      throw ShapeError("FiringRateEncoder: pupil positions are " + pupil->shape().str() +
+                       ", the shifter expects " + want.str() + " (one row of " + std::to_string(want[1]) +
+                       " values per image)");
   }
 }
 
 void ModelPlan::run_core(const Tensor& in, ModelWorkspace& ws, const TapFn* tap) const {
   if (ws.owner != this || !ws.buffer)
-    throw BackendError("FiringRateEncoder: the workspace was not made by this plan (use its make_workspace())");
+    throw BackendError(
+        "FiringRateEncoder: the workspace was not made by this plan (use its make_workspace())");
   Tensor feat = core_output(ws);
   core_->run(in, feat, ws.core, tap);
 }
@@ -167,17 +172,19 @@ void ModelPlan::run_core(const Tensor& in, ModelWorkspace& ws, const TapFn* tap)
 void ModelPlan::run_readouts(const Tensor* pupil, const std::vector<size_t>& sessions, Tensor* outs,
                              ModelWorkspace& ws) const {
   if (ws.owner != this || !ws.buffer)
-    throw BackendError("FiringRateEncoder: the workspace was not made by this plan (use its make_workspace())");
+    throw BackendError(
+        "FiringRateEncoder: the workspace was not made by this plan (use its make_workspace())");
   check_args(pupil, sessions, outs);
   const Model& m = *model_;
   const Tensor feat = core_output(ws);
-  float* shifts = ws.buffer.get() + feat_floats_;           // [sessions of the model][N, 2]
-  float* scratch = shifts + shift_floats_;                  // per thread: round_floats(scratch_floats_)
+  float* shifts = ws.buffer.get() + feat_floats_;  // [sessions of the model][N, 2]
+  float* scratch = shifts + shift_floats_;         // per thread: round_floats(scratch_floats_)
   const size_t per_thread = round_floats(scratch_floats_);
   const int64_t n = in_[0];
   // The shifters first (tiny), one slot per session of the model.
   if (m.has_shifter())
-    for (size_t s : sessions) m.sessions_[s].shifter->run(pupil->data(), n, shifts + s * size_t(2 * n), scratch);
+    for (size_t s : sessions)
+      m.sessions_[s].shifter->run(pupil->data(), n, shifts + s * size_t(2 * n), scratch);
   auto readout = [&](size_t i, float* sc, int threads) {
     const ModelSession& s = m.sessions_[sessions[i]];
     float* y = outs[i].data();

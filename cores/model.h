@@ -55,7 +55,8 @@ class ModelPlan {
            ModelWorkspace& ws, const TapFn* tap = nullptr) const;
   // The two halves of run(), for timing: the core into the workspace, then the readouts from it.
   void run_core(const Tensor& in, ModelWorkspace& ws, const TapFn* tap = nullptr) const;
-  void run_readouts(const Tensor* pupil, const std::vector<size_t>& sessions, Tensor* outs, ModelWorkspace& ws) const;
+  void run_readouts(const Tensor* pupil, const std::vector<size_t>& sessions, Tensor* outs,
+                    ModelWorkspace& ws) const;
   // The feature map the last run_core() left in `ws`.
   Tensor core_output(const ModelWorkspace& ws) const;
 
@@ -71,7 +72,8 @@ class ModelPlan {
 
 class Model {
  public:
-  Model(std::unique_ptr<Core> core, std::vector<ModelSession> sessions, OutputNonlinearity nl, float elu_offset);
+  Model(std::unique_ptr<Core> core, std::vector<ModelSession> sessions, OutputNonlinearity nl,
+        float elu_offset);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 

@@ -25,7 +25,8 @@ json parse(const std::string& text, const std::string& source) {
 // A list of `len` positive integers, or throws naming `what`.
 Shape int_list(const json& v, size_t len, const std::string& what) {
   if (!v.is_array() || v.size() != len)
-    throw ConfigError(what + " must be a list of " + std::to_string(len) + " integers (got " + brief(v) + ")");
+    throw ConfigError(what + " must be a list of " + std::to_string(len) + " integers (got " + brief(v) +
+                      ")");
   Shape s;
   for (const auto& e : v) {
     if (!e.is_number_integer() || e.get<int64_t>() <= 0)
@@ -53,16 +54,18 @@ std::unique_ptr<Model> make_model(const std::string& json_text, const std::strin
   if (!j["model"].is_string() || j["model"].get<std::string>() != "FiringRateEncoder")
     throw ConfigError(source + ": unknown model " + brief(j["model"]) + "; accepted: FiringRateEncoder");
   for (const char* k : {"core", "readout"})
-    if (!j.contains(k) || !j[k].is_object()) throw ConfigError(source + ": lacks the object '" + std::string(k) + "'");
+    if (!j.contains(k) || !j[k].is_object())
+      throw ConfigError(source + ": lacks the object '" + std::string(k) + "'");
 
   // The core, as a core description of its own.
   auto core = make_core(j["core"].dump(), source + ": core");
 
   // Output nonlinearity.
   OutputNonlinearity nl = OutputNonlinearity::Elu;
-  const std::string nl_name = j.contains("nonlinearity_type") && !j["nonlinearity_type"].is_null()
-                                  ? (j["nonlinearity_type"].is_string() ? j["nonlinearity_type"].get<std::string>() : "?")
-                                  : "elu";
+  const std::string nl_name =
+      j.contains("nonlinearity_type") && !j["nonlinearity_type"].is_null()
+          ? (j["nonlinearity_type"].is_string() ? j["nonlinearity_type"].get<std::string>() : "?")
+          : "elu";
   if (nl_name == "identity")
     nl = OutputNonlinearity::Identity;
   else if (nl_name != "elu")
@@ -95,7 +98,8 @@ std::unique_ptr<Model> make_model(const std::string& json_text, const std::strin
     const Shape out = core->output_shape(input);
     from_core = Shape{out[1], out[2], out[3]};
   }
-  const json* given = config.contains("in_shape") ? &config["in_shape"] : (ro.contains("in_shape") ? &ro["in_shape"] : nullptr);
+  const json* given = config.contains("in_shape") ? &config["in_shape"]
+                                                  : (ro.contains("in_shape") ? &ro["in_shape"] : nullptr);
   if (given && !given->is_null()) {
     in_shape = int_list(*given, 3, rwhere + ": in_shape");
     if (from_core.rank() == 3 && from_core != in_shape)
@@ -104,7 +108,8 @@ std::unique_ptr<Model> make_model(const std::string& json_text, const std::strin
   } else if (from_core.rank() == 3) {
     in_shape = from_core;
   } else {
-    throw ConfigError(source + ": the readouts need their in_shape: give 'input_shape' [N, C, H, W] of the "
+    throw ConfigError(source +
+                      ": the readouts need their in_shape: give 'input_shape' [N, C, H, W] of the "
                       "model or 'in_shape' [C, H, W] in the readout");
   }
 
@@ -118,12 +123,13 @@ std::unique_ptr<Model> make_model(const std::string& json_text, const std::strin
     for (const auto& k : j["data_keys"]) {
       if (!k.is_string()) throw ConfigError(source + ": data_keys must be a list of strings");
       if (!nn.contains(k.get<std::string>()))
-        throw ConfigError(source + ": data_key '" + k.get<std::string>() + "' has no entry in readout n_neurons");
+        throw ConfigError(source + ": data_key '" + k.get<std::string>() +
+                          "' has no entry in readout n_neurons");
       keys.push_back(k.get<std::string>());
     }
     if (keys.size() != nn.size())
-      throw ConfigError(source + ": data_keys lists " + std::to_string(keys.size()) + " keys but readout n_neurons has " +
-                        std::to_string(nn.size()));
+      throw ConfigError(source + ": data_keys lists " + std::to_string(keys.size()) +
+                        " keys but readout n_neurons has " + std::to_string(nn.size()));
   } else {
     for (const auto& [k, v] : nn.items()) keys.push_back(k);
   }
@@ -133,14 +139,16 @@ std::unique_ptr<Model> make_model(const std::string& json_text, const std::strin
     if (!sh->is_object() || !sh->contains("type") || !(*sh)["type"].is_string())
       throw ConfigError(source + ": shifter must be an object with 'type' (MLPShifter) and 'config'");
     if ((*sh)["type"].get<std::string>() != "MLPShifter")
-      throw ConfigError(source + ": unknown shifter type '" + (*sh)["type"].get<std::string>() + "'; accepted: MLPShifter");
+      throw ConfigError(source + ": unknown shifter type '" + (*sh)["type"].get<std::string>() +
+                        "'; accepted: MLPShifter");
   }
 
   std::vector<ModelSession> sessions;
   for (const std::string& key : keys) {
     const json& cnt = nn[key];
     if (!cnt.is_number_integer() || cnt.get<int64_t>() < 1)
-      throw ConfigError(rwhere + ": n_neurons['" + printable(key) + "'] must be a positive integer (got " + brief(cnt) + ")");
+      throw ConfigError(rwhere + ": n_neurons['" + printable(key) + "'] must be a positive integer (got " +
+                        brief(cnt) + ")");
     ModelSession s;
     s.data_key = key;
     ConfigReader r(config, rwhere + " " + type + " config");
@@ -168,6 +176,8 @@ std::unique_ptr<Model> make_model(const std::string& json_text, const std::strin
   return std::make_unique<Model>(std::move(core), std::move(sessions), nl, offset);
 }
 
-std::unique_ptr<Model> load_model(const std::string& path) { return make_model(read_text_file(path), path); }
+std::unique_ptr<Model> load_model(const std::string& path) {
+  return make_model(read_text_file(path), path);
+}
 
 }  // namespace npcore

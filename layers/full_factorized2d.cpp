@@ -12,7 +12,8 @@
 
 namespace npcore {
 
-FullFactorized2d::FullFactorized2d(std::string name, Shape in_shape, int64_t outdims, FullFactorized2dParams p)
+FullFactorized2d::FullFactorized2d(std::string name, Shape in_shape, int64_t outdims,
+                                   FullFactorized2dParams p)
     : Readout(std::move(name), in_shape, outdims), p_(std::move(p)) {
   if (!p_.match_ids.empty() && int64_t(p_.match_ids.size()) != outdims)
     throw ConfigError(name_ + ": shared_match_ids has " + std::to_string(p_.match_ids.size()) +
@@ -68,7 +69,8 @@ void FullFactorized2d::init(uint64_t seed) {
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     share_index_.clear();
-    for (int64_t id : p_.match_ids) share_index_.push_back(std::lower_bound(ids.begin(), ids.end(), id) - ids.begin());
+    for (int64_t id : p_.match_ids)
+      share_index_.push_back(std::lower_bound(ids.begin(), ids.end(), id) - ids.begin());
   }
   bias_.assign(p_.bias ? size_t(n) : 0, 0.f);
 }
@@ -104,7 +106,8 @@ void FullFactorized2d::prepare(const EngineOptions& opt) {
   prepared_ = true;
 }
 
-void FullFactorized2d::run(const Tensor& x, const float* shift, float* out, float* scratch, int threads) const {
+void FullFactorized2d::run(const Tensor& x, const float* shift, float* out, float* scratch,
+                           int threads) const {
   const int64_t nb = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3), n = outdims_;
   // [N, C, HW] x [O, HW] -> [N, C, O], then [N, C, O] . [O, C] -> [N, O]: per (image, neuron), the mask
   // row stays in cache while the image's channels stream past it.

@@ -29,13 +29,13 @@ class FullFactorized2d final : public Readout {
  private:
   int64_t shared_count() const;
   FullFactorized2dParams p_;
-  std::vector<float> spatial_;       // [outdims, H, W]
-  std::vector<float> features_;      // [outdims, C] or, shared, [K, C]
-  std::vector<float> scales_;        // shared: [outdims]
+  std::vector<float> spatial_;   // [outdims, H, W]
+  std::vector<float> features_;  // [outdims, C] or, shared, [K, C]
+  std::vector<float> scales_;    // shared: [outdims]
   std::vector<int64_t> share_index_;
   std::vector<float> bias_;
-  std::vector<float> mask_;          // prepared [outdims, H * W]
-  std::vector<float> feat_;          // prepared [outdims, C]
+  std::vector<float> mask_;  // prepared [outdims, H * W]
+  std::vector<float> feat_;  // prepared [outdims, C]
 };
 
 }  // namespace npcore

@@ -13,7 +13,9 @@
 namespace npcore {
 namespace {
 
-std::vector<float> to_vector(const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.numel()); }
+std::vector<float> to_vector(const Tensor& t) {
+  return std::vector<float>(t.data(), t.data() + t.numel());
+}
 
 }  // namespace
 
@@ -30,8 +32,9 @@ FullGaussian2d::FullGaussian2d(std::string name, Shape in_shape, int64_t outdims
     for (int64_t i = 0; i < p_.hidden_layers; ++i) dims.push_back(p_.hidden_features);
     dims.push_back(2);
     if (p_.hidden_layers > 0) dims[1] = p_.hidden_features;
-    mu_transform_ = std::make_unique<DenseStack>(key("mu_transform"), dims, true, DenseStack::Act::Elu,
-                                                 p_.final_tanh ? DenseStack::Act::Tanh : DenseStack::Act::None);
+    mu_transform_ =
+        std::make_unique<DenseStack>(key("mu_transform"), dims, true, DenseStack::Act::Elu,
+                                     p_.final_tanh ? DenseStack::Act::Tanh : DenseStack::Act::None);
   }
 }
 
@@ -75,8 +78,8 @@ void FullGaussian2d::load(const StateDict& sd) {
     for (int64_t i = 0; i < outdims_; ++i) {
       const int64_t want = std::lower_bound(ids.begin(), ids.end(), p_.match_ids[size_t(i)]) - ids.begin();
       if (share_index_[size_t(i)] != want)
-        throw WeightError(sd.source() + ": " + key("feature_sharing_index") + "[" + std::to_string(i) + "] is " +
-                          std::to_string(share_index_[size_t(i)]) + " but shared_match_ids gives " +
+        throw WeightError(sd.source() + ": " + key("feature_sharing_index") + "[" + std::to_string(i) +
+                          "] is " + std::to_string(share_index_[size_t(i)]) + " but shared_match_ids gives " +
                           std::to_string(want));
     }
   }
@@ -100,7 +103,8 @@ void FullGaussian2d::init(uint64_t seed) {
     std::vector<int64_t> ids(p_.match_ids);
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    for (int64_t id : p_.match_ids) share_index_.push_back(std::lower_bound(ids.begin(), ids.end(), id) - ids.begin());
+    for (int64_t id : p_.match_ids)
+      share_index_.push_back(std::lower_bound(ids.begin(), ids.end(), id) - ids.begin());
   }
   bias_.assign(p_.bias ? size_t(n) : 0, 0.f);
   for (float& v : bias_) v = float(rng.normal()) * 0.1f;
@@ -123,9 +127,9 @@ void FullGaussian2d::prepare(const EngineOptions& opt) {
   const int64_t k = p_.match_ids.empty() ? n : shared_count();
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ch = 0; ch < c; ++ch)
-      feat_t_[size_t(i * c + ch)] = p_.match_ids.empty()
-                                        ? features_[size_t(ch * n + i)]
-                                        : scales_[size_t(i)] * features_[size_t(ch * k + share_index_[size_t(i)])];
+      feat_t_[size_t(i * c + ch)] =
+          p_.match_ids.empty() ? features_[size_t(ch * n + i)]
+                               : scales_[size_t(i)] * features_[size_t(ch * k + share_index_[size_t(i)])];
   prepared_ = true;
 }
 
@@ -140,7 +144,8 @@ void FullGaussian2d::run(const Tensor& x, const float* shift, float* out, float*
     if (b == 0 || shift) {
       const float sx = shift ? shift[2 * b] : 0.f, sy = shift ? shift[2 * b + 1] : 0.f;
       for (int64_t i = 0; i < n; ++i)
-        taps[i] = bilinear_tap(grid_[size_t(2 * i)] + sx, grid_[size_t(2 * i + 1)] + sy, h, w, p_.align_corners);
+        taps[i] =
+            bilinear_tap(grid_[size_t(2 * i)] + sx, grid_[size_t(2 * i + 1)] + sy, h, w, p_.align_corners);
     }
     float* y = out + b * n;
     if (p_.bias)

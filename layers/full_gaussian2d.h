@@ -41,14 +41,14 @@ class FullGaussian2d final : public Readout {
   int64_t shared_count() const;  // distinct match ids
   FullGaussian2dParams p_;
   std::unique_ptr<DenseStack> mu_transform_;
-  std::vector<float> mu_;            // [outdims, 2] (_mu) or source_grid [outdims, grid_input_dims]
-  std::vector<float> features_;      // [C, outdims] or, shared, [C, K]
-  std::vector<float> scales_;        // shared: [outdims]
-  std::vector<int64_t> share_index_; // shared: [outdims]
-  std::vector<float> bias_;          // [outdims] or empty
+  std::vector<float> mu_;             // [outdims, 2] (_mu) or source_grid [outdims, grid_input_dims]
+  std::vector<float> features_;       // [C, outdims] or, shared, [C, K]
+  std::vector<float> scales_;         // shared: [outdims]
+  std::vector<int64_t> share_index_;  // shared: [outdims]
+  std::vector<float> bias_;           // [outdims] or empty
   // Prepared.
-  std::vector<float> grid_;          // [outdims, 2], clamped
-  std::vector<float> feat_t_;        // [outdims, C]: each neuron's features contiguous
+  std::vector<float> grid_;    // [outdims, 2], clamped
+  std::vector<float> feat_t_;  // [outdims, C]: each neuron's features contiguous
 };
 
 }  // namespace npcore

@@ -83,19 +83,20 @@ void DenseStack::run(const float* in, int64_t rows, float* out, float* tmp) cons
   }
 }
 
-MlpShifter::MlpShifter(std::string name, int64_t input_channels, int64_t hidden_channels, int64_t shift_layers,
-                       bool bias)
+MlpShifter::MlpShifter(std::string name, int64_t input_channels, int64_t hidden_channels,
+                       int64_t shift_layers, bool bias)
     : name_(name),
-      mlp_(name + ".mlp",
-           [&] {
-             if (shift_layers < 1)
-               throw ConfigError(name + ": MLPShifter shift_layers is " + std::to_string(shift_layers) +
-                                 "; it must be at least 1");
-             std::vector<int64_t> d{input_channels};
-             for (int64_t i = 0; i + 1 < shift_layers; ++i) d.push_back(hidden_channels);
-             d.push_back(2);
-             return d;
-           }(),
-           bias, DenseStack::Act::Tanh, DenseStack::Act::Tanh) {}
+      mlp_(
+          name + ".mlp",
+          [&] {
+            if (shift_layers < 1)
+              throw ConfigError(name + ": MLPShifter shift_layers is " + std::to_string(shift_layers) +
+                                "; it must be at least 1");
+            std::vector<int64_t> d{input_channels};
+            for (int64_t i = 0; i + 1 < shift_layers; ++i) d.push_back(hidden_channels);
+            d.push_back(2);
+            return d;
+          }(),
+          bias, DenseStack::Act::Tanh, DenseStack::Act::Tanh) {}
 
 }  // namespace npcore

@@ -46,7 +46,8 @@ class DenseStack {
 class MlpShifter {
  public:
   // `name` is its state_dict prefix, e.g. "shifter.session_a".
-  MlpShifter(std::string name, int64_t input_channels, int64_t hidden_channels, int64_t shift_layers, bool bias);
+  MlpShifter(std::string name, int64_t input_channels, int64_t hidden_channels, int64_t shift_layers,
+             bool bias);
   const std::string& name() const { return name_; }
   int64_t input_channels() const { return mlp_.in_features(); }
   void declare(WeightSpec& spec) const { mlp_.declare(spec); }
@@ -55,7 +56,9 @@ class MlpShifter {
   // Floats of scratch run() needs.
   size_t scratch_floats() const { return size_t(2 * mlp_.max_width()); }
   // shift [n, 2] from pupil [n, input_channels].
-  void run(const float* pupil, int64_t n, float* shift, float* scratch) const { mlp_.run(pupil, n, shift, scratch); }
+  void run(const float* pupil, int64_t n, float* shift, float* scratch) const {
+    mlp_.run(pupil, n, shift, scratch);
+  }
 
  private:
   std::string name_;

@@ -70,7 +70,8 @@ void PointPooled2d::check_input(const Shape& x) const {
     if (h < 1 || w < 1)
       throw ShapeError(name_ + ": PointPooled2d: pooling step " + std::to_string(s) + " of " +
                        std::to_string(p_.pool_steps) + " (kernel " + std::to_string(p_.pool_kern) +
-                       ") leaves no pixel of the " + std::to_string(x[2]) + "x" + std::to_string(x[3]) + " map");
+                       ") leaves no pixel of the " + std::to_string(x[2]) + "x" + std::to_string(x[3]) +
+                       " map");
   }
 }
 
@@ -106,7 +107,8 @@ void PointPooled2d::run(const Tensor& x, const float* shift, float* out, float* 
         w /= p_.pool_kern;
       }
       for (int64_t i = 0; i < n; ++i)
-        taps[i] = bilinear_tap(grid_[size_t(2 * i)] + sx, grid_[size_t(2 * i + 1)] + sy, h, w, p_.align_corners);
+        taps[i] =
+            bilinear_tap(grid_[size_t(2 * i)] + sx, grid_[size_t(2 * i + 1)] + sy, h, w, p_.align_corners);
       // Features of level l are channels [l * C, (l + 1) * C) of the concatenation.
       sample_dot(map, c, h * w, taps, n, feat_t_.data() + level * c, m * c, y, threads);
     }

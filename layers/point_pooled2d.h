@@ -31,7 +31,7 @@ class PointPooled2d final : public Readout {
   std::vector<float> grid_;      // [outdims, 2]; clamped by prepare()
   std::vector<float> features_;  // [C * levels, outdims]
   std::vector<float> bias_;
-  std::vector<float> feat_t_;    // [outdims, levels * C]
+  std::vector<float> feat_t_;  // [outdims, levels * C]
 };
 
 }  // namespace npcore

@@ -22,8 +22,8 @@ std::string list_names(const std::vector<std::string>& v) {
 // Training-only keyword arguments every readout accepts and ignores.
 void ignore_training_keys(ConfigReader& r) {
   for (const char* k : {"init_mu_range", "init_sigma", "init_range", "init_noise", "batch_sample",
-                        "feature_reg_weight", "gamma_readout", "spatial_and_feature_reg_weight", "mean_activity",
-                        "source_grids", "share_transform"})
+                        "feature_reg_weight", "gamma_readout", "spatial_and_feature_reg_weight",
+                        "mean_activity", "source_grids", "share_transform"})
     r.ignore(k);
 }
 
@@ -34,11 +34,13 @@ std::vector<int64_t> read_match_ids(ConfigReader& r, const std::string& data_key
   const nlohmann::json& ids = r.raw("shared_match_ids");
   if (!share) return {};
   if (!ids.is_object() || !ids.contains(data_key))
-    r.fail("shared_match_ids", "must map every data_key (here '" + data_key + "') to a list of match ids when "
-                               "share_features is true");
+    r.fail("shared_match_ids", "must map every data_key (here '" + data_key +
+                                   "') to a list of match ids when "
+                                   "share_features is true");
   const nlohmann::json& v = ids.at(data_key);
   std::vector<int64_t> out;
-  if (!v.is_array() || v.empty()) r.fail("shared_match_ids", "must hold a non-empty list of integers for '" + data_key + "'");
+  if (!v.is_array() || v.empty())
+    r.fail("shared_match_ids", "must hold a non-empty list of integers for '" + data_key + "'");
   for (const auto& e : v) {
     if (!e.is_number_integer()) r.fail("shared_match_ids", "must hold integers for '" + data_key + "'");
     out.push_back(e.get<int64_t>());
@@ -122,8 +124,8 @@ std::unique_ptr<Readout> make_factorized(ConfigReader& r, const std::string& key
   return std::make_unique<FullFactorized2d>(name, in, n, p);
 }
 
-using Builder = std::unique_ptr<Readout> (*)(ConfigReader&, const std::string&, const std::string&, const Shape&,
-                                            int64_t);
+using Builder = std::unique_ptr<Readout> (*)(ConfigReader&, const std::string&, const std::string&,
+                                             const Shape&, int64_t);
 const std::map<std::string, Builder>& builders() {
   static const std::map<std::string, Builder> m = {
       {"FullGaussian2d", make_gaussian},     {"PointPooled2d", make_point_pooled},
@@ -138,8 +140,9 @@ const std::map<std::string, Builder>& builders() {
 void Readout::check_input(const Shape& x) const {
   if (x.rank() != 4) throw ShapeError(name_ + ": " + type() + " reads an NCHW feature map, got " + x.str());
   if (x[1] != in_shape_[0] || (!any_spatial_size() && (x[2] != in_shape_[1] || x[3] != in_shape_[2])))
-    throw ShapeError(name_ + ": " + type() + " has in_shape " + in_shape_.str() + " but the core's output is " +
-                     Shape{x[1], x[2], x[3]}.str() + (any_spatial_size() ? " (the channels must agree)" : ""));
+    throw ShapeError(name_ + ": " + type() + " has in_shape " + in_shape_.str() +
+                     " but the core's output is " + Shape{x[1], x[2], x[3]}.str() +
+                     (any_spatial_size() ? " (the channels must agree)" : ""));
 }
 
 const std::vector<std::string>& readout_names() {
@@ -151,23 +154,27 @@ const std::vector<std::string>& readout_names() {
   return v;
 }
 
-std::unique_ptr<Readout> make_readout(const std::string& type, ConfigReader& config, const std::string& data_key,
-                                      const std::string& name, const Shape& in_shape, int64_t outdims) {
+std::unique_ptr<Readout> make_readout(const std::string& type, ConfigReader& config,
+                                      const std::string& data_key, const std::string& name,
+                                      const Shape& in_shape, int64_t outdims) {
   auto it = builders().find(type);
   if (it == builders().end())
-    throw ConfigError(config.where() + ": unknown readout type '" + type + "'; accepted: " +
-                      list_names(readout_names()));
+    throw ConfigError(config.where() + ": unknown readout type '" + type +
+                      "'; accepted: " + list_names(readout_names()));
   if (outdims < 1)
     throw ConfigError(config.where() + ": data_key '" + data_key + "' has " + std::to_string(outdims) +
                       " neurons; at least 1 is needed");
   return it->second(config, data_key, name, in_shape, outdims);
 }
 
-std::vector<int64_t> read_index_buffer(const StateDict& sd, const std::string& key, int64_t n, int64_t limit) {
+std::vector<int64_t> read_index_buffer(const StateDict& sd, const std::string& key, int64_t n,
+                                       int64_t limit) {
   const StoredTensor* t = sd.find(key);
-  if (!t) throw WeightError(sd.source() + ": missing " + key + " [" + std::to_string(n) + "] (integer buffer)");
+  if (!t)
+    throw WeightError(sd.source() + ": missing " + key + " [" + std::to_string(n) + "] (integer buffer)");
   if (t->shape != std::vector<int64_t>{n})
-    throw WeightError(sd.source() + ": " + key + ": file has " + t->shape_str() + ", expected [" + std::to_string(n) + "]");
+    throw WeightError(sd.source() + ": " + key + ": file has " + t->shape_str() + ", expected [" +
+                      std::to_string(n) + "]");
   if (t->dtype != DType::I64 && t->dtype != DType::I32)
     throw WeightError(sd.source() + ": " + key + ": dtype " + dtype_name(t->dtype) + ", expected I64 or I32");
   if (!t->data) throw WeightError(sd.source() + ": " + key + ": data not loaded");

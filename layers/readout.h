@@ -66,8 +66,9 @@ class Readout {
 // SpatialXFeatureLinear and FullSXF) from its config; throws ConfigError listing the accepted types or
 // options.
 // `data_key` picks this session's entry of shared_match_ids; `name` is the state_dict prefix.
-std::unique_ptr<Readout> make_readout(const std::string& type, ConfigReader& config, const std::string& data_key,
-                                      const std::string& name, const Shape& in_shape, int64_t outdims);
+std::unique_ptr<Readout> make_readout(const std::string& type, ConfigReader& config,
+                                      const std::string& data_key, const std::string& name,
+                                      const Shape& in_shape, int64_t outdims);
 // The accepted readout type names.
 const std::vector<std::string>& readout_names();
 

@@ -15,7 +15,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::string fx(const std::string& name) { return test::fixture_dir() + "/models/" + name; }
+std::string fx(const std::string& name) {
+  return test::fixture_dir() + "/models/" + name;
+}
 
 }  // namespace
 
@@ -25,7 +27,8 @@ TEST_CASE("model cli: run writes every data_key's rates, equal to PyTorch's", "[
   const std::string io = test::quoted(fx(c + ".io.safetensors"));
   const std::string base = "run " + test::quoted(fx(c + ".json")) + " --weights " +
                            test::quoted(fx(c + ".weights.safetensors")) + " --input " + io;
-  test::CmdResult r = test::run_npcore(base + " --pupil-center " + io + " --output " + test::quoted(dir.file("all.safetensors")), logs);
+  test::CmdResult r = test::run_npcore(
+      base + " --pupil-center " + io + " --output " + test::quoted(dir.file("all.safetensors")), logs);
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   CHECK_THAT(r.out, Contains("session_a [3, 40], session_b [3, 25]"));
@@ -34,7 +37,8 @@ TEST_CASE("model cli: run writes every data_key's rates, equal to PyTorch's", "[
   CHECK(got.tensors.order() == std::vector<std::string>{"session_a", "session_b"});
   for (const char* k : {"session_a", "session_b"}) {
     INFO(k);
-    CHECK(test::normalised_error(got.tensors.get_float(k), ref.tensors.get_float(std::string("output/") + k)) < 1e-5);
+    CHECK(test::normalised_error(got.tensors.get_float(k),
+                                 ref.tensors.get_float(std::string("output/") + k)) < 1e-5);
   }
 
   // Bad input: one line on stderr, exit status 2, nothing written.
@@ -42,7 +46,9 @@ TEST_CASE("model cli: run writes every data_key's rates, equal to PyTorch's", "[
   CHECK(r.status == 2);
   CHECK(r.err_lines() == 1);
   CHECK_THAT(r.err, Contains("has a shifter (MLPShifter): give --pupil-center with shape [3, 2]"));
-  r = test::run_npcore(base + " --pupil-center " + io + " --data-key session_x --output " + test::quoted(dir.file("x.npy")), logs);
+  r = test::run_npcore(
+      base + " --pupil-center " + io + " --data-key session_x --output " + test::quoted(dir.file("x.npy")),
+      logs);
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Contains("no data_key 'session_x'; the model has: session_a, session_b"));
   r = test::run_npcore(base + " --pupil-center " + io + " --output " + test::quoted(dir.file("x.npy")), logs);
@@ -54,7 +60,8 @@ TEST_CASE("model cli: run writes every data_key's rates, equal to PyTorch's", "[
 
 TEST_CASE("model cli: check and bench take model descriptions", "[model][cli]") {
   test::TempDir logs;
-  test::CmdResult r = test::run_npcore("check " + test::quoted(fx("model_rot_pointpooled")) + " --backend reference", logs);
+  test::CmdResult r =
+      test::run_npcore("check " + test::quoted(fx("model_rot_pointpooled")) + " --backend reference", logs);
   INFO(r.out << r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("PASS") && Contains("RotationEquivariant2dCore+PointPooled2d"));

@@ -21,10 +21,15 @@ json small_model(const std::string& readout = "FullGaussian2d") {
   json j;
   j["model"] = "FiringRateEncoder";
   j["core"] = {{"core", "Stacked2dCore"},
-               {"config", {{"input_channels", 1}, {"input_kern", 5}, {"hidden_kern", 3}, {"hidden_channels", 4},
-                           {"layers", 2}}}};
+               {"config",
+                {{"input_channels", 1},
+                 {"input_kern", 5},
+                 {"hidden_kern", 3},
+                 {"hidden_channels", 4},
+                 {"layers", 2}}}};
   json cfg = {{"bias", true}};
-  if (readout == "PointPooled2d") cfg = {{"bias", true}, {"pool_steps", 1}, {"pool_kern", 2}, {"init_range", 0.5}};
+  if (readout == "PointPooled2d")
+    cfg = {{"bias", true}, {"pool_steps", 1}, {"pool_kern", 2}, {"init_range", 0.5}};
   j["readout"] = {{"type", readout}, {"config", cfg}, {"n_neurons", {{"session_a", 7}, {"session_b", 5}}}};
   j["elu_offset"] = 0.0;
   j["nonlinearity_type"] = "elu";
@@ -33,7 +38,9 @@ json small_model(const std::string& readout = "FullGaussian2d") {
   return j;
 }
 
-std::unique_ptr<Model> build(const json& j) { return make_model(j.dump(), "test.json"); }
+std::unique_ptr<Model> build(const json& j) {
+  return make_model(j.dump(), "test.json");
+}
 
 std::string error_of(const std::function<void()>& fn) {
   try {
@@ -60,7 +67,8 @@ TEST_CASE("model: unknown readout type or option lists the accepted ones", "[mod
   j["readout"]["type"] = "Gaussian3d";
   const std::string e1 = error_of([&] { build(j); });
   CHECK_THAT(e1, Catch::Contains("unknown readout type 'Gaussian3d'"));
-  CHECK_THAT(e1, Catch::Contains("FullFactorized2d, FullGaussian2d, FullSXF, PointPooled2d, SpatialXFeatureLinear"));
+  CHECK_THAT(
+      e1, Catch::Contains("FullFactorized2d, FullGaussian2d, FullSXF, PointPooled2d, SpatialXFeatureLinear"));
 
   j = small_model();
   j["readout"]["config"]["gauss_typo"] = "full";
@@ -75,7 +83,8 @@ TEST_CASE("model: unknown readout type or option lists the accepted ones", "[mod
 
   j = small_model();
   j["shifter"] = {{"type", "StaticAffine2dShifter"}, {"config", json::object()}};
-  CHECK_THAT(error_of([&] { build(j); }), Catch::Contains("unknown shifter type 'StaticAffine2dShifter'; accepted: MLPShifter"));
+  CHECK_THAT(error_of([&] { build(j); }),
+             Catch::Contains("unknown shifter type 'StaticAffine2dShifter'; accepted: MLPShifter"));
 
   j = small_model();
   j["nonlinearity_type"] = "softplus";
@@ -100,7 +109,8 @@ TEST_CASE("model: a data_key the model does not have lists those it has", "[mode
 
 TEST_CASE("model: a shifter needs pupil positions of the right shape", "[model]") {
   json j = small_model();
-  j["shifter"] = {{"type", "MLPShifter"}, {"config", {{"input_channels", 2}, {"hidden_channels_shifter", 3}, {"shift_layers", 2}}}};
+  j["shifter"] = {{"type", "MLPShifter"},
+                  {"config", {{"input_channels", 2}, {"hidden_channels_shifter", 3}, {"shift_layers", 2}}}};
   auto m = prepared(j);
   REQUIRE(m->has_shifter());
   const Tensor x = test::random_tensor({2, 1, 12, 16}, 1);
@@ -147,12 +157,12 @@ TEST_CASE("model: strict weights name readout and core keys together", "[model]"
   sd.add_float("readout.session_a._mu", Tensor(Shape{1, 7, 1, 2}));
   sd.add_float("readout.session_zz.bias", Tensor(Shape{5}));
   const std::string e = error_of([&] { m->load(sd); });
-  CHECK_THAT(e, Catch::Contains("readout.session_b._mu [1, 5, 1, 2]"));       // missing
-  CHECK_THAT(e, Catch::Contains("readout.session_zz.bias"));                  // unexpected
-  CHECK_THAT(e, Catch::Contains("features.layer0.conv.weight"));               // the core's, missing
+  CHECK_THAT(e, Catch::Contains("readout.session_b._mu [1, 5, 1, 2]"));  // missing
+  CHECK_THAT(e, Catch::Contains("readout.session_zz.bias"));             // unexpected
+  CHECK_THAT(e, Catch::Contains("features.layer0.conv.weight"));         // the core's, missing
 }
 
-TEST_CASE("model: the core runs once; every session reads the same feature map", "[model]") {
+TEST_CASE("model: the core runs once and every session reads the same feature map", "[model]") {
   for (const std::string type : {"FullGaussian2d", "PointPooled2d", "FullFactorized2d"}) {
     INFO(type);
     auto m = prepared(small_model(type), 11);
@@ -175,7 +185,8 @@ TEST_CASE("model: the core runs once; every session reads the same feature map",
 }
 
 TEST_CASE("model: shared features equal the expanded per-neuron features", "[model]") {
-  // Session a's neurons 0..6 with match ids {3, 1, 3, 2, 1, 1, 2}: 3 shared vectors, index {2, 0, 2, 1, 0, 0, 1}.
+  // Session a's neurons 0..6 with match ids {3, 1, 3, 2, 1, 1, 2}: 3 shared vectors, index {2, 0, 2, 1, 0, 0,
+  // 1}.
   const std::vector<int64_t> ids{3, 1, 3, 2, 1, 1, 2}, index{2, 0, 2, 1, 0, 0, 1};
   for (const std::string type : {"FullGaussian2d", "FullFactorized2d"}) {
     INFO(type);
@@ -204,7 +215,9 @@ TEST_CASE("model: shared features equal the expanded per-neuron features", "[mod
     StateDict base("source");
     {
       // Random readout tensors of the right shapes, shared between the two state_dicts.
-      auto add = [&](const std::string& k, Shape s, uint64_t seed) { base.add_float(k, test::random_tensor(s, seed, 0.5f)); };
+      auto add = [&](const std::string& k, Shape s, uint64_t seed) {
+        base.add_float(k, test::random_tensor(s, seed, 0.5f));
+      };
       for (const auto& [key, cnt] : {std::pair<std::string, int64_t>{"session_a", 7}, {"session_b", 5}}) {
         const std::string p = "readout." + key + ".";
         if (gauss) {
@@ -238,12 +251,15 @@ TEST_CASE("model: shared features equal the expanded per-neuron features", "[mod
         idx_b.shape = {5};
         idx_b.data = reinterpret_cast<const uint8_t*>(ibuf_b.data());
         idx_b.nbytes = 40;
-        sd.add_float("readout.session_b._features", test::random_tensor(gauss ? Shape{1, c, 1, 1} : Shape{1, c}, 21));
-        sd.add_float("readout.session_b.scales", test::random_tensor(gauss ? Shape{1, 1, 1, 5} : Shape{5, 1}, 22));
+        sd.add_float("readout.session_b._features",
+                     test::random_tensor(gauss ? Shape{1, c, 1, 1} : Shape{1, c}, 21));
+        sd.add_float("readout.session_b.scales",
+                     test::random_tensor(gauss ? Shape{1, 1, 1, 5} : Shape{5, 1}, 22));
         sd.add("readout.session_b.feature_sharing_index", idx_b);
       } else {
         sd.add_float("readout.session_a._features", feat_n);
-        sd.add_float("readout.session_b._features", test::random_tensor(gauss ? Shape{1, c, 1, 5} : Shape{5, c}, 23));
+        sd.add_float("readout.session_b._features",
+                     test::random_tensor(gauss ? Shape{1, c, 1, 5} : Shape{5, c}, 23));
       }
       return sd;
     };
@@ -301,7 +317,8 @@ TEST_CASE("model: a steady-state run allocates nothing", "[model]") {
     INFO(type);
     json j = small_model(type);
     if (type == "FullGaussian2d")
-      j["shifter"] = {{"type", "MLPShifter"}, {"config", {{"shift_layers", 2}, {"hidden_channels_shifter", 3}}}};
+      j["shifter"] = {{"type", "MLPShifter"},
+                      {"config", {{"shift_layers", 2}, {"hidden_channels_shifter", 3}}}};
     auto m = prepared(j, 2);
     auto plan = m->plan({2, 1, 12, 16});
     const Tensor x = test::random_tensor({2, 1, 12, 16}, 1), pupil = test::random_tensor({2, 2}, 2);

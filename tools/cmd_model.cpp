@@ -68,15 +68,16 @@ void run_model(const ModelRunArgs& a) {
   }
   if (sessions.size() > 1 && ends_with(a.output, ".npy"))
     throw UsageError(a.output + ": the model has " + std::to_string(sessions.size()) + " data_keys (" +
-                     join(model->data_keys()) + "); write .safetensors (a tensor per data_key) or pick one with --data-key");
+                     join(model->data_keys()) +
+                     "); write .safetensors (a tensor per data_key) or pick one with --data-key");
   Tensor input = read_tensor(a.input, "input");
   if (input.rank() == 3) input = input.reshape({1, input.dim(0), input.dim(1), input.dim(2)});
   if (input.rank() != 4 || input.dim(0) == 0)
-    throw ShapeError(a.input + ": input has shape " + input.shape().str() + "; it must be (N, C, H, W) or (C, H, W)");
+    throw ShapeError(a.input + ": input has shape " + input.shape().str() +
+                     "; it must be (N, C, H, W) or (C, H, W)");
   Tensor pupil;
   if (!a.pupil.empty()) {
-    if (!model->has_shifter())
-      throw UsageError("--pupil-center given, but " + a.config + " has no shifter");
+    if (!model->has_shifter()) throw UsageError("--pupil-center given, but " + a.config + " has no shifter");
     pupil = read_tensor(a.pupil, "pupil_center");
     if (pupil.rank() == 1) pupil = pupil.reshape({1, pupil.dim(0)});
   } else if (model->has_shifter()) {
@@ -100,7 +101,8 @@ void run_model(const ModelRunArgs& a) {
     write_npy(a.output, outs[0]);
   } else {
     std::vector<std::pair<std::string, Tensor>> named;
-    for (size_t i = 0; i < sessions.size(); ++i) named.emplace_back(model->sessions()[sessions[i]].data_key, outs[i]);
+    for (size_t i = 0; i < sessions.size(); ++i)
+      named.emplace_back(model->sessions()[sessions[i]].data_key, outs[i]);
     write_safetensors(a.output, named,
                       {{"model", "FiringRateEncoder"},
                        {"core", model->core().type()},
@@ -121,7 +123,8 @@ void run_model(const ModelRunArgs& a) {
 namespace {
 
 // The description with its readouts replaced by `sessions` sessions of `neurons` neurons each.
-std::string with_sessions(const std::string& text, const std::string& source, int64_t sessions, int64_t neurons) {
+std::string with_sessions(const std::string& text, const std::string& source, int64_t sessions,
+                          int64_t neurons) {
   json j;
   std::string why;
   if (parse_json_limited(text.data(), text.data() + text.size(), kMaxConfigDepth, &j, &why) != JsonParse::Ok)
@@ -144,8 +147,8 @@ struct Timing {
 
 // The core alone (run_core) and the whole model (run_core + run_readouts), interleaved run by run so
 // that both see the same machine state, and the readouts alone.
-Timing time_model(const ModelPlan& plan, const Tensor& input, const Tensor* pupil, const std::vector<size_t>& sessions,
-                  std::vector<Tensor>& outs, int warmup, int runs) {
+Timing time_model(const ModelPlan& plan, const Tensor& input, const Tensor* pupil,
+                  const std::vector<size_t>& sessions, std::vector<Tensor>& outs, int warmup, int runs) {
   ModelWorkspace ws = plan.make_workspace();
   for (int r = 0; r < warmup; ++r) plan.run(input, pupil, sessions, outs.data(), ws);
   std::vector<double> core_ms, model_ms, ro_ms;
@@ -175,8 +178,9 @@ void bench_model(const ModelBenchArgs& a) {
   }
   auto model = make_model(text, a.config);  // validates the JSON and input_shape first
   const json j = json::parse(text);
-  const uint64_t seed = a.seed >= 0 ? uint64_t(a.seed)
-                                    : (j.contains("seed") && j["seed"].is_number_unsigned() ? j["seed"].get<uint64_t>() : 0);
+  const uint64_t seed =
+      a.seed >= 0 ? uint64_t(a.seed)
+                  : (j.contains("seed") && j["seed"].is_number_unsigned() ? j["seed"].get<uint64_t>() : 0);
   int64_t H = a.height, W = a.width;
   if (j.contains("input_shape") && j["input_shape"].is_array()) {
     if (H <= 0) H = j["input_shape"][2].get<int64_t>();
@@ -203,7 +207,8 @@ void bench_model(const ModelBenchArgs& a) {
     outs.emplace_back(Shape{a.batch, model->neurons(s)});
     neurons += model->neurons(s);
   }
-  const Timing t = time_model(*plan, input, pupil.empty() ? nullptr : &pupil, sessions, outs, a.warmup, a.runs);
+  const Timing t =
+      time_model(*plan, input, pupil.empty() ? nullptr : &pupil, sessions, outs, a.warmup, a.runs);
   const double over_med = t.core.median_ms > 0 ? t.model.median_ms / t.core.median_ms - 1 : 0;
   const double over_min = t.core.min_ms > 0 ? t.model.min_ms / t.core.min_ms - 1 : 0;
   const double share = t.model.median_ms > 0 ? t.readouts.median_ms / t.model.median_ms : 0;
@@ -234,18 +239,22 @@ void bench_model(const ModelBenchArgs& a) {
     std::printf("%s\n", o.dump().c_str());
     return;
   }
-  std::printf("npcore bench %s: FiringRateEncoder (%s + %zu x %s, %lld neurons in all%s), %s backend, %d thread%s\n",
-              a.config.c_str(), model->core().type(), sessions.size(), readout.c_str(), (long long)neurons,
-              model->has_shifter() ? ", MLPShifter" : "", backend_name(a.engine.backend), threads,
-              threads == 1 ? "" : "s");
-  std::printf("input: %s, uniform [0, 1); weights: deterministic init, seed %llu; %d warm-up, %d timed runs, core "
-              "alone and whole model interleaved\n",
-              in_shape.str().c_str(), (unsigned long long)seed, a.warmup, a.runs);
+  std::printf(
+      "npcore bench %s: FiringRateEncoder (%s + %zu x %s, %lld neurons in all%s), %s backend, %d thread%s\n",
+      a.config.c_str(), model->core().type(), sessions.size(), readout.c_str(), (long long)neurons,
+      model->has_shifter() ? ", MLPShifter" : "", backend_name(a.engine.backend), threads,
+      threads == 1 ? "" : "s");
+  std::printf(
+      "input: %s, uniform [0, 1); weights: deterministic init, seed %llu; %d warm-up, %d timed runs, core "
+      "alone and whole model interleaved\n",
+      in_shape.str().c_str(), (unsigned long long)seed, a.warmup, a.runs);
   std::printf("core alone:   median %8.3f ms, min %8.3f ms\n", t.core.median_ms, t.core.min_ms);
   std::printf("whole model:  median %8.3f ms, min %8.3f ms  (%+.2f%% at the median, %+.2f%% at the min)\n",
               t.model.median_ms, t.model.min_ms, 100 * over_med, 100 * over_min);
-  std::printf("readouts:     median %8.3f ms, min %8.3f ms  (all %zu sessions, shifter and nonlinearity; %.2f%% of the model)\n",
-              t.readouts.median_ms, t.readouts.min_ms, sessions.size(), 100 * share);
+  std::printf(
+      "readouts:     median %8.3f ms, min %8.3f ms  (all %zu sessions, shifter and nonlinearity; %.2f%% of "
+      "the model)\n",
+      t.readouts.median_ms, t.readouts.min_ms, sessions.size(), 100 * share);
   std::fflush(stdout);
 }
 
@@ -264,19 +273,33 @@ void demo_model(const EngineOptions& opt, int runs) {
   Tensor image(in);
   Rng(2024).fill_uniform(image, 0.0f, 1.0f);
   std::vector<Tensor> outs{Tensor(Shape{1, 1000})};
-  const Timing t = time_model(*plan, image, nullptr, {0}, outs, 0, runs);  // no warm-up: keep the demo quick
+  // One whole-model run (the core's latency is printed above), then the readout alone: the demo stays quick.
+  ModelWorkspace ws = plan->make_workspace();
+  const std::vector<size_t> sessions{0};
+  auto t0 = std::chrono::steady_clock::now();
+  plan->run(image, nullptr, sessions, outs.data(), ws);
+  const double model_ms = bench::ms_since(t0);
+  std::vector<double> ro;
+  for (int r = 0; r < std::max(runs, 3); ++r) {
+    t0 = std::chrono::steady_clock::now();
+    plan->run_readouts(nullptr, sessions, outs.data(), ws);
+    ro.push_back(bench::ms_since(t0));
+  }
+  const bench::LatencyStats rs = bench::summarize(ro);
   float lo = outs[0].data()[0], hi = lo;
   for (int64_t i = 0; i < outs[0].numel(); ++i) {
     lo = std::min(lo, outs[0].data()[i]);
     hi = std::max(hi, outs[0].data()[i]);
   }
-  std::printf("Whole model: FiringRateEncoder(Stacked2dCore above, FullGaussian2d readout of 1000 neurons, "
-              "ELU(x) + 1)\n");
+  std::printf(
+      "Whole model: FiringRateEncoder(Stacked2dCore above, FullGaussian2d readout of 1000 neurons, "
+      "ELU(x) + 1)\n");
   std::printf("  one image [1, 1, 144, 256] -> core %s -> rates [1, 1000], in [%.3f, %.3f]\n",
               plan->core_output_shape().str().c_str(), lo, hi);
-  std::printf("  latency: core alone median %.1f ms, whole model median %.1f ms, readout %.3f ms (%.2f%%)\n\n",
-              t.core.median_ms, t.model.median_ms, t.readouts.median_ms,
-              t.model.median_ms > 0 ? 100 * t.readouts.median_ms / t.model.median_ms : 0.0);
+  std::printf(
+      "  latency: whole model %.1f ms (one run, no warm-up); the readout alone min %.3f ms, median %.3f "
+      "ms\n\n",
+      model_ms, rs.min_ms, rs.median_ms);
   std::fflush(stdout);
 }
 
