@@ -118,7 +118,8 @@ void register_bench(CLI::App& app, int& status) {
       "Example: npcore bench ../shared/ref/seed_stacked2d.json --threads 2 --batch 8 --runs 10 --layers");
   cmd->add_option(
          "config", args->config,
-         "Core description: JSON with \"core\" and \"config\" (input_shape and seed are used if present)")
+         "Core description: JSON with \"core\" and \"config\" (input_shape and seed are used if present), or "
+         "a model description (\"model\": \"FiringRateEncoder\")")
       ->required();
   args->engine.add_to(cmd);
   cmd->add_option("-b,--batch", args->batch, "Images per forward")

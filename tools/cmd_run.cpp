@@ -92,11 +92,11 @@ void register_run(CLI::App& app, int& status) {
   cmd->add_option(
          "config", args->config,
          "Core description: JSON with \"core\" (e.g. Stacked2dCore) and \"config\" (its neuralpredictors "
-         "keyword arguments)")
+         "keyword arguments), or a model description (\"model\": \"FiringRateEncoder\")")
       ->required();
   cmd->add_option(
          "-w,--weights", args->weights,
-         "The core's state_dict with PyTorch key names: .safetensors, or a torch.save checkpoint "
+         "The core's (or model's) state_dict with PyTorch key names: .safetensors, or a torch.save checkpoint "
          "(.pth/.pt, zip or legacy format; read without executing any pickle code). Loaded strictly: "
          "every missing, unexpected or mis-shaped key is an error")
       ->required();
