@@ -222,3 +222,7 @@ if [[ ! -s $png || $png -ot $out ]]; then
   $python "$here/make_report.py" "${report_args[@]}"
 fi
 log "wrote $out in $((($(date +%s) - start) / 60)) min"
+# The whole-model section (its own script, so that it can be rerun alone).
+if [[ -f ${REF:-$here/../../shared/ref}/models/model_seed_stacked2d_gaussian.json ]]; then
+  THREADS=$threads "$here/run_model_benchmarks.sh" "$npcore" "$out" || log "whole-model benchmark failed"
+fi

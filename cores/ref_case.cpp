@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cores/factory.h"
+#include "cores/model.h"
 #include "engine/error.h"
 #include "weights/json_guard.h"
 #include "weights/safetensors.h"
@@ -77,12 +78,28 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
   if (parse_json_limited(text.data(), text.data() + text.size(), kMaxConfigDepth, &j, &why) != JsonParse::Ok)
     throw ConfigError(json_path + ": not valid JSON: " + why);
   const bool is_module = j.is_object() && j.contains("module");
+  const bool is_model = j.is_object() && j.contains("model");
   StateDict weights = load_weights_file(opt.weights.empty() ? prefix + ".weights.safetensors" : opt.weights);
   SafetensorsFile io = read_safetensors(prefix + ".io.safetensors");
   const Tensor input = io.tensors.get_float("input");
 
   std::vector<std::pair<std::string, Tensor>> produced;
-  if (is_module) {
+  if (is_model) {
+    // A whole model: act/core (the core's output) and output/<data_key> for every session.
+    auto model = make_model(text, json_path);
+    res.kind = std::string(model->core().type()) + "+" +
+               model->sessions().front().readout->type();
+    model->load(weights);
+    model->prepare(opt.engine);
+    Tensor pupil;
+    if (io.tensors.contains("pupil_center")) pupil = io.tensors.get_float("pupil_center");
+    std::vector<size_t> all;
+    for (size_t s = 0; s < model->sessions().size(); ++s) all.push_back(s);
+    Tensor core_out;
+    std::vector<Tensor> outs = model->forward(input, pupil.empty() ? nullptr : &pupil, all, &core_out);
+    produced.emplace_back("act/core", core_out);
+    for (size_t s = 0; s < all.size(); ++s) produced.emplace_back("output/" + model->sessions()[s].data_key, outs[s]);
+  } else if (is_module) {
     auto layer = make_module(text, json_path);
     res.kind = layer->type();
     WeightSpec spec;
@@ -111,7 +128,7 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
   // Every reference tensor but the input is compared; one the engine did not produce fails the case.
   res.pass = true;
   for (const std::string& name : io.tensors.order()) {
-    if (name == "input") continue;
+    if (name == "input" || name == "pupil_center") continue;
     const Tensor ref = io.tensors.get_float(name);
     const Tensor* got = nullptr;
     for (const auto& [n, t] : produced)

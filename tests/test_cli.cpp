@@ -430,6 +430,7 @@ TEST_CASE("cli: demo runs the notebook's cores and says how to load weights", "[
   INFO(r.out << r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("Stacked2dCore") && Contains("SE2dCore") && Contains("latency") &&
+                        Contains("Whole model") && Contains("rates [1, 1000]") &&
                         Contains("npcore run") &&
                         Contains("npcore convert vgg16-397923af.pth vgg16.safetensors --features-only"));
   // Both cores print the notebook's output shape (for a batch of one).

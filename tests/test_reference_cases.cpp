@@ -1,4 +1,5 @@
-// Every PyTorch reference case (../shared/ref: NAME.json and layers/NAME.json) on every backend, each
+// Every PyTorch reference case (../shared/ref: NAME.json, layers/NAME.json and the whole models of
+// models/NAME.json, whose every output/<data_key> and act/core are compared) on every backend, each
 // a section named by case and backend that prints its normalised error; a case passes when every
 // compared tensor has max|y - ref| <= 1e-4 * max(1, max|ref|) (../shared/ref/README.md). Without
 // ../shared/ref (a clone on its own), the copies in tests/fixtures run instead and the skipped cases
@@ -13,6 +14,7 @@
 
 #include "cores/ref_case.h"
 #include "engine/error.h"
+#include "weights/safetensors.h"
 #include "tests/test_util.h"
 
 using namespace npcore;
@@ -23,10 +25,11 @@ std::string base_name(const std::string& prefix) {
   return prefix.substr(prefix.rfind('/') + 1);
 }
 
-// Case prefixes of a reference folder: top-level cases, then layers/.
+// Case prefixes of a reference folder: top-level cases, then layers/, then models/.
 std::vector<std::string> cases_in(const std::string& dir) {
   std::vector<std::string> v = test::list_cases(dir);
   for (const std::string& p : test::list_cases(dir + "/layers")) v.push_back(p);
+  for (const std::string& p : test::list_cases(dir + "/models")) v.push_back(p);
   return v;
 }
 
@@ -162,11 +165,29 @@ TEST_CASE("fixtures are unchanged copies of the reference cases", "[ref]") {
   }
   const std::vector<std::string> fx = cases_in(test::fixture_dir());
   REQUIRE(fx.size() >= 10);
+  size_t models = 0;
   for (const std::string& p : fx) {
     const std::string rel = p.substr(test::fixture_dir().size());
+    const bool model = rel.rfind("/models/", 0) == 0;
+    models += model;
     for (const char* suffix : {".json", ".weights.safetensors", ".io.safetensors"}) {
       INFO(rel << suffix);
+      if (model && std::string(suffix) == ".io.safetensors") {
+        // tools/make_model_fixtures.py keeps input, pupil_center and output/<data_key> (not act/core).
+        const SafetensorsFile got = read_safetensors(p + suffix), want = read_safetensors(ref + rel + suffix);
+        for (const std::string& name : want.tensors.order()) {
+          if (name.rfind("act/", 0) == 0) continue;
+          INFO(name);
+          REQUIRE(got.tensors.contains(name));
+          const Tensor a = got.tensors.get_float(name), b = want.tensors.get_float(name);
+          REQUIRE(a.shape() == b.shape());
+          CHECK(std::equal(a.data(), a.data() + a.numel(), b.data()));
+        }
+        CHECK(got.tensors.size() + 1 == want.tensors.size());  // all but act/core
+        continue;
+      }
       CHECK(test::read_file(p + suffix) == test::read_file(ref + rel + suffix));
     }
   }
+  CHECK(models >= 3);
 }

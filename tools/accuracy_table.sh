@@ -7,7 +7,7 @@ ref=${2:-../shared/ref}
 # A column is a backend, optionally with extra flags after a colon.
 backends=(reference gemm onednn native "native:--no-winograd")
 cases=()
-for j in "$ref"/*.json "$ref"/layers/*.json; do cases+=("${j%.json}"); done
+for j in "$ref"/*.json "$ref"/layers/*.json "$ref"/models/*.json; do cases+=("${j%.json}"); done
 declare -A err
 for b in "${backends[@]}"; do
   while read -r status name kind backend rest; do

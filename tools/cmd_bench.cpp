@@ -19,7 +19,9 @@
 #include "engine/error.h"
 #include "engine/peak.h"
 #include "engine/rng.h"
+#include "cores/model.h"
 #include "tools/commands.h"
+#include "tools/model_commands.h"
 #include "weights/json_guard.h"
 
 namespace npcore::tool {
@@ -88,6 +90,7 @@ void register_bench(CLI::App& app, int& status) {
     int64_t batch = 1, height = 0, width = 0;
     int warmup = 3, runs = 20, peak_repeats = 5;
     int64_t seed = -1;
+    int64_t sessions = 0, neurons = 0;
     bool json = false, layers = false;
   };
   auto args = std::make_shared<Args>();
@@ -108,10 +111,15 @@ void register_bench(CLI::App& app, int& status) {
       "--no-winograd times direct summation, whose GFLOP/s are the arithmetic executed.\n"
       "A TransferLearningCore with pretrained: true (ImageNet weights) is timed with random weights, as if "
       "pretrained: false; the output says so.\n"
+      "A model description (\"model\": \"FiringRateEncoder\", e.g. ../shared/ref/models/*.json) is timed as the "
+      "core alone and as the whole model (core, every session's readout, shifter, nonlinearity), interleaved "
+      "run by run, with the readouts' share; --sessions and --neurons replace its readouts by that many "
+      "sessions of that many neurons.\n"
       "Example: npcore bench ../shared/ref/seed_stacked2d.json --threads 2 --batch 8 --runs 10 --layers");
   cmd->add_option(
          "config", args->config,
-         "Core description: JSON with \"core\" and \"config\" (input_shape and seed are used if present)")
+         "Core description: JSON with \"core\" and \"config\" (input_shape and seed are used if present), or "
+         "a model description (\"model\": \"FiringRateEncoder\")")
       ->required();
   args->engine.add_to(cmd);
   cmd->add_option("-b,--batch", args->batch, "Images per forward")
@@ -134,6 +142,10 @@ void register_bench(CLI::App& app, int& status) {
                   "Repeats of the FMA peak probe (~0.1 s each; best kept)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  cmd->add_option("--sessions", args->sessions, "Models: time this many sessions (data_keys)")
+      ->check(CLI::Range(int64_t(1), int64_t(10000)));
+  cmd->add_option("--neurons", args->neurons, "Models: neurons per session")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cmd->add_flag("--layers", args->layers, "Also time each block (features.layerN) between Plan::run's taps");
   cmd->add_flag("--json", args->json,
                 "Print one JSON object: core, batch, threads, backend, winograd, median_ms, min_ms, p99_ms, "
@@ -144,6 +156,25 @@ void register_bench(CLI::App& app, int& status) {
     EngineOptions opt = a.engine.options();
     const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
     opt.threads = threads;
+    if (is_model_description(read_text_file(a.config))) {
+      if (a.layers) throw UsageError("--layers times a core's blocks; for a model, bench its core description");
+      ModelBenchArgs m;
+      m.config = a.config;
+      m.engine = opt;
+      m.batch = a.batch;
+      m.height = a.height;
+      m.width = a.width;
+      m.warmup = a.warmup;
+      m.runs = a.runs;
+      m.seed = a.seed;
+      m.sessions = a.sessions;
+      m.neurons = a.neurons;
+      m.json = a.json;
+      bench_model(m);
+      status = 0;
+      return;
+    }
+    if (a.sessions > 0 || a.neurons > 0) throw UsageError("--sessions and --neurons are for model descriptions");
 
     BenchConfig bc = read_bench_config(a.config);
     auto core = make_core(bc.text, a.config);

@@ -14,6 +14,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
+#include "tools/model_commands.h"
 #include "weights/text_util.h"
 #include "weights/weight_spec.h"
 
@@ -93,7 +94,8 @@ void register_demo(CLI::App& app, int& status) {
       "demo",
       "The tutorial notebook (neuralpredictors' 2dcores_starter.ipynb) run by the engine: builds each core "
       "with the notebook's configuration and deterministic random weights, runs a batch of 144x256 grayscale "
-      "images through it, prints its output shape and latency, and says how to run trained weights");
+      "images through it, prints its output shape and latency, then runs a whole model (the Stacked2dCore "
+      "with a 1000-neuron FullGaussian2d readout, one image) and says how to run trained weights");
   args->engine.add_to(cmd, false);
   cmd->add_option("--batch", args->batch, "Images per batch (the notebook used 32)")
       ->capture_default_str()
@@ -152,6 +154,8 @@ void register_demo(CLI::App& app, int& status) {
       std::fflush(stdout);
     }
 
+    demo_model(opt, args->runs);
+
     std::printf(
         "These cores ran with random weights. To run a trained core, save its state_dict from PyTorch\n"
         "  (safetensors.torch.save_file(core.state_dict(), \"core.safetensors\")), describe it as\n"
@@ -160,6 +164,9 @@ void register_demo(CLI::App& app, int& status) {
         "  or compare it with a PyTorch dump (PREFIX.json, PREFIX.weights.safetensors, "
         "PREFIX.io.safetensors):\n"
         "    npcore check PREFIX --weights core.safetensors\n"
+        "A whole model (core + readouts + shifter) is described as in ../shared/ref/models/*.json and run with\n"
+        "    npcore run model.json --weights model.safetensors --input images.npy [--pupil-center p.npy] "
+        "--data-key all --output rates.safetensors\n"
         "For TransferLearningCore with torchvision's ImageNet weights, convert the checkpoint first:\n"
         "    npcore convert vgg16-397923af.pth vgg16.safetensors --features-only\n");
     status = 0;
