@@ -61,6 +61,23 @@ run("run embed (pkg-config)" ${WORK_DIR}/embed-pc ${core} ${weights} 5)
 if(NOT last_output MATCHES "Stacked2dCore.*5 frames: min")
   message(FATAL_ERROR "embed (pkg-config) printed no frame summary")
 endif()
+# 3. The installed Python module finds the installed library (when NumPy is there).
+execute_process(COMMAND /usr/bin/python3 -c "import numpy" RESULT_VARIABLE no_numpy OUTPUT_QUIET ERROR_QUIET)
+if(no_numpy EQUAL 0)
+  set(ENV{PYTHONPATH} ${prefix}/lib/python3/dist-packages)
+  unset(ENV{NPCORE_LIBRARY})
+  file(WRITE ${WORK_DIR}/use_npcore.py "import numpy as np\nimport npcore\n"
+    "c = npcore.load('${core}', '${weights}')\n"
+    "y = c(np.zeros((1, 1, 64, 96), np.float32))\n"
+    "print('npcore', npcore.version(), c.type, y.shape, npcore.__file__)\n"
+    "assert y.shape == (1, 16, 8, 12)\n")
+  run("installed python module" /usr/bin/python3 ${WORK_DIR}/use_npcore.py)
+  if(NOT last_output MATCHES "Stacked2dCore.*prefix/lib/python3")
+    message(FATAL_ERROR "the installed python module did not run from the prefix")
+  endif()
+else()
+  message(STATUS "NumPy not importable: installed python module not tried")
+endif()
 # The installed tool runs and reports the version of CMakeLists.txt.
 run("installed npcore --version" ${prefix}/bin/npcore --version)
 message(STATUS "install, CMake and pkg-config consumers: ok")
