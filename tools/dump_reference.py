@@ -155,7 +155,10 @@ def main(argv=None):
     if a.randomize:
         randomize_(core, a.seed)
     if a.input_shape:
-        shape = [int(v) for v in a.input_shape.split(",")]
+        try:
+            shape = [int(v) for v in a.input_shape.split(",")]
+        except ValueError:
+            raise SystemExit(f"dump_reference: --input-shape {a.input_shape!r}: expected N,C,H,W (integers)")
     else:
         shape = desc.get("input_shape") or [1, int(config.get("input_channels", 1)), 64, 64]
     if len(shape) != 4:
@@ -166,4 +169,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        # One line naming the problem (a file, a bad shape, a config neuralpredictors refuses, a state_dict
+        # that does not fit), not a traceback.
+        print(f"dump_reference: error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+        sys.exit(2)
