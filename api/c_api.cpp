@@ -86,27 +86,40 @@ npcore_status load(const char* config, bool is_text, const char* weights, const 
 
 extern "C" {
 
-const char* npcore_version(void) { return npcore::version(); }
+const char* npcore_version(void) {
+  return npcore::version();
+}
 
-const char* npcore_last_error(void) { return last_error.c_str(); }
+const char* npcore_last_error(void) {
+  return last_error.c_str();
+}
 
 const char* npcore_status_name(npcore_status status) {
   switch (status) {
-    case NPCORE_OK: return "NPCORE_OK";
-    case NPCORE_ERROR: return "NPCORE_ERROR";
-    case NPCORE_CONFIG_ERROR: return "NPCORE_CONFIG_ERROR";
-    case NPCORE_SHAPE_ERROR: return "NPCORE_SHAPE_ERROR";
-    case NPCORE_FORMAT_ERROR: return "NPCORE_FORMAT_ERROR";
-    case NPCORE_WEIGHT_ERROR: return "NPCORE_WEIGHT_ERROR";
-    case NPCORE_BACKEND_ERROR: return "NPCORE_BACKEND_ERROR";
-    case NPCORE_USAGE_ERROR: return "NPCORE_USAGE_ERROR";
-    case NPCORE_RESOURCE_ERROR: return "NPCORE_RESOURCE_ERROR";
+    case NPCORE_OK:
+      return "NPCORE_OK";
+    case NPCORE_ERROR:
+      return "NPCORE_ERROR";
+    case NPCORE_CONFIG_ERROR:
+      return "NPCORE_CONFIG_ERROR";
+    case NPCORE_SHAPE_ERROR:
+      return "NPCORE_SHAPE_ERROR";
+    case NPCORE_FORMAT_ERROR:
+      return "NPCORE_FORMAT_ERROR";
+    case NPCORE_WEIGHT_ERROR:
+      return "NPCORE_WEIGHT_ERROR";
+    case NPCORE_BACKEND_ERROR:
+      return "NPCORE_BACKEND_ERROR";
+    case NPCORE_USAGE_ERROR:
+      return "NPCORE_USAGE_ERROR";
+    case NPCORE_RESOURCE_ERROR:
+      return "NPCORE_RESOURCE_ERROR";
   }
   return "unknown npcore_status";
 }
 
-npcore_status npcore_core_load(const char* config_path, const char* weights_path, const char* backend, int threads,
-                               npcore_core** out) {
+npcore_status npcore_core_load(const char* config_path, const char* weights_path, const char* backend,
+                               int threads, npcore_core** out) {
   return load(config_path, false, weights_path, backend, threads, out);
 }
 
@@ -115,9 +128,13 @@ npcore_status npcore_core_load_string(const char* config_json, const char* weigh
   return load(config_json, true, weights_path, backend, threads, out);
 }
 
-void npcore_core_free(npcore_core* core) { delete core; }
+void npcore_core_free(npcore_core* core) {
+  delete core;
+}
 
-const char* npcore_core_type(const npcore_core* core) { return core ? core->type.c_str() : ""; }
+const char* npcore_core_type(const npcore_core* core) {
+  return core ? core->type.c_str() : "";
+}
 
 npcore_status npcore_core_input_channels(const npcore_core* core, int64_t* out) {
   return guarded([&] {
@@ -144,8 +161,8 @@ npcore_status npcore_core_prepare(npcore_core* core, const int64_t input_shape[4
   });
 }
 
-npcore_status npcore_core_forward(npcore_core* core, const float* input, const int64_t input_shape[4], float* output,
-                                  size_t output_floats) {
+npcore_status npcore_core_forward(npcore_core* core, const float* input, const int64_t input_shape[4],
+                                  float* output, size_t output_floats) {
   return guarded([&] {
     need(core, "npcore_core_forward", "core");
     core->handle.forward(input, shape4(input_shape, "input_shape"), output, output_floats);

@@ -12,7 +12,9 @@
 
 namespace npcore {
 
-const char* version() { return NPCORE_VERSION_STRING; }
+const char* version() {
+  return NPCORE_VERSION_STRING;
+}
 
 namespace {
 
@@ -23,13 +25,15 @@ std::string shape_str(const Shape4& s) {
 
 Shape to_shape(const Shape4& s) {
   for (int64_t d : s)
-    if (d < 1) throw ShapeError("input shape " + shape_str(s) + ": every dimension (N, C, H, W) must be >= 1");
+    if (d < 1)
+      throw ShapeError("input shape " + shape_str(s) + ": every dimension (N, C, H, W) must be >= 1");
   return Shape{s[0], s[1], s[2], s[3]};
 }
 
 EngineOptions engine_options(const CoreOptions& o) {
   if (o.threads < 0)
-    throw UsageError("CoreOptions.threads = " + std::to_string(o.threads) + ": must be >= 0 (0: OpenMP's default)");
+    throw UsageError("CoreOptions.threads = " + std::to_string(o.threads) +
+                     ": must be >= 0 (0: OpenMP's default)");
   EngineOptions e;
   e.backend = parse_backend(o.backend);
   e.threads = o.threads;
@@ -107,29 +111,38 @@ CoreHandle::Impl& CoreHandle::impl() const {
   return *impl_;
 }
 
-std::string CoreHandle::type() const { return impl().core->type(); }
+std::string CoreHandle::type() const {
+  return impl().core->type();
+}
 
-int64_t CoreHandle::input_channels() const { return impl().core->input_channels(); }
+int64_t CoreHandle::input_channels() const {
+  return impl().core->input_channels();
+}
 
-const CoreOptions& CoreHandle::options() const { return impl().options; }
+const CoreOptions& CoreHandle::options() const {
+  return impl().options;
+}
 
 Shape4 CoreHandle::output_shape(const Shape4& input_shape) const {
   const Shape out = impl().core->output_shape(to_shape(input_shape));
   return {out[0], out[1], out[2], out[3]};
 }
 
-void CoreHandle::prepare(const Shape4& input_shape) { impl().planned(input_shape); }
+void CoreHandle::prepare(const Shape4& input_shape) {
+  impl().planned(input_shape);
+}
 
 void CoreHandle::forward(const float* input, const Shape4& input_shape, float* output, size_t output_floats) {
   Impl& self = impl();
   if (!input || !output)
-    throw UsageError(std::string(self.core->type()) + ": forward() got a null " + (input ? "output" : "input") +
-                     " pointer");
+    throw UsageError(std::string(self.core->type()) + ": forward() got a null " +
+                     (input ? "output" : "input") + " pointer");
   Impl::Planned& p = self.planned(input_shape);
   const Shape& out_shape = p.plan->output_shape();
   if (output_floats < size_t(out_shape.numel()))
-    throw UsageError(std::string(self.core->type()) + ": the output buffer holds " + std::to_string(output_floats) +
-                     " floats, the output " + out_shape.str() + " needs " + std::to_string(out_shape.numel()));
+    throw UsageError(std::string(self.core->type()) + ": the output buffer holds " +
+                     std::to_string(output_floats) + " floats, the output " + out_shape.str() + " needs " +
+                     std::to_string(out_shape.numel()));
   // The engine's tensors are views here: the input is only read.
   const Tensor in = Tensor::wrap(const_cast<float*>(input), p.plan->input_shape());
   Tensor out = Tensor::wrap(output, out_shape);

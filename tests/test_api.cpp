@@ -29,7 +29,8 @@ double max_abs_diff(const float* a, const float* b, size_t n, double* ref_max) {
 
 }  // namespace
 
-TEST_CASE("CoreHandle runs a fixture core from caller memory, allocation-free after the first call", "[api]") {
+TEST_CASE("CoreHandle runs a fixture core from caller memory, allocation-free after the first call",
+          "[api]") {
   const npcore::SafetensorsFile io = npcore::read_safetensors(kCase + ".io.safetensors");
   const npcore::Tensor x = io.tensors.get_float("input");
   const npcore::Tensor ref = io.tensors.get_float("output");
@@ -85,11 +86,14 @@ TEST_CASE("CoreHandle misuse and bad input give the public error classes with cl
   CHECK_THROWS_WITH(core.output_shape({1, 1, 0, 96}), Contains("must be >= 1"));
   npcore::CoreOptions bad;
   bad.backend = "fastest";
-  CHECK_THROWS_AS(npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", bad), npcore::ConfigError);
+  CHECK_THROWS_AS(npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", bad),
+                  npcore::ConfigError);
   bad = {};
   bad.threads = -1;
-  CHECK_THROWS_AS(npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", bad), npcore::UsageError);
-  CHECK_THROWS_WITH(npcore::CoreHandle::load(kCase + ".json", "/nonexistent.pth"), Contains("/nonexistent.pth"));
+  CHECK_THROWS_AS(npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", bad),
+                  npcore::UsageError);
+  CHECK_THROWS_WITH(npcore::CoreHandle::load(kCase + ".json", "/nonexistent.pth"),
+                    Contains("/nonexistent.pth"));
   npcore::CoreHandle moved = std::move(core);
   CHECK_THROWS_WITH(core.type(), Contains("moved from"));
   CHECK(std::string(npcore::version()) == NPCORE_VERSION_STRING);

@@ -25,16 +25,18 @@ int main(int argc, char** argv) {
     npcore::CoreHandle core = npcore::CoreHandle::load(argv[1], argv[2], options);
     const npcore::Shape4 in_shape{1, core.input_channels(), height, width};
     const npcore::Shape4 out_shape = core.output_shape(in_shape);
-    std::printf("npcore %s: %s, input [1, %lld, %lld, %lld] -> output [%lld, %lld, %lld, %lld]\n", npcore::version(),
-                core.type().c_str(), (long long)in_shape[1], (long long)height, (long long)width,
-                (long long)out_shape[0], (long long)out_shape[1], (long long)out_shape[2], (long long)out_shape[3]);
+    std::printf("npcore %s: %s, input [1, %lld, %lld, %lld] -> output [%lld, %lld, %lld, %lld]\n",
+                npcore::version(), core.type().c_str(), (long long)in_shape[1], (long long)height,
+                (long long)width, (long long)out_shape[0], (long long)out_shape[1], (long long)out_shape[2],
+                (long long)out_shape[3]);
 
     std::vector<float> image(size_t(in_shape[1] * height * width));
     std::vector<float> response(size_t(out_shape[0] * out_shape[1] * out_shape[2] * out_shape[3]));
     core.prepare(in_shape);  // plans and allocates now, so that no frame does
     std::vector<double> ms;
     for (int f = 0; f < frames; ++f) {
-      for (size_t i = 0; i < image.size(); ++i) image[i] = float((i * 7 + size_t(f) * 13) % 101) / 101.0f - 0.5f;
+      for (size_t i = 0; i < image.size(); ++i)
+        image[i] = float((i * 7 + size_t(f) * 13) % 101) / 101.0f - 0.5f;
       const auto t0 = std::chrono::steady_clock::now();
       core.forward(image.data(), in_shape, response.data(), response.size());
       const auto t1 = std::chrono::steady_clock::now();

@@ -25,14 +25,14 @@ extern "C" {
 /* What went wrong; one code per class of npcore/error.h. */
 typedef enum npcore_status {
   NPCORE_OK = 0,
-  NPCORE_ERROR = 1,          /* another failure (npcore::Error, std::exception) */
-  NPCORE_CONFIG_ERROR = 2,   /* bad core description: unknown key, bad value, unknown backend */
-  NPCORE_SHAPE_ERROR = 3,    /* a shape the core cannot take */
-  NPCORE_FORMAT_ERROR = 4,   /* a file that cannot be read or does not follow its format */
-  NPCORE_WEIGHT_ERROR = 5,   /* weights that do not match the core (missing, unexpected, mis-shaped keys) */
-  NPCORE_BACKEND_ERROR = 6,  /* a backend that cannot run the request */
-  NPCORE_USAGE_ERROR = 7,    /* API misuse: null pointer, too small an output buffer */
-  NPCORE_RESOURCE_ERROR = 8  /* out of memory */
+  NPCORE_ERROR = 1,         /* another failure (npcore::Error, std::exception) */
+  NPCORE_CONFIG_ERROR = 2,  /* bad core description: unknown key, bad value, unknown backend */
+  NPCORE_SHAPE_ERROR = 3,   /* a shape the core cannot take */
+  NPCORE_FORMAT_ERROR = 4,  /* a file that cannot be read or does not follow its format */
+  NPCORE_WEIGHT_ERROR = 5,  /* weights that do not match the core (missing, unexpected, mis-shaped keys) */
+  NPCORE_BACKEND_ERROR = 6, /* a backend that cannot run the request */
+  NPCORE_USAGE_ERROR = 7,   /* API misuse: null pointer, too small an output buffer */
+  NPCORE_RESOURCE_ERROR = 8 /* out of memory */
 } npcore_status;
 
 /* A loaded, prepared core. Not to be used from two threads at once; make one per thread. */
@@ -50,8 +50,8 @@ NPCORE_API const char* npcore_status_name(npcore_status status);
 /* Loads a core: its JSON description file, its weights (.safetensors or a torch.save .pth), a backend
  * ("native", "onednn", "gemm", "reference"; NULL for native) and a thread count (0: OpenMP's default).
  * On success *out holds the core (free it with npcore_core_free). */
-NPCORE_API npcore_status npcore_core_load(const char* config_path, const char* weights_path, const char* backend,
-                                          int threads, npcore_core** out);
+NPCORE_API npcore_status npcore_core_load(const char* config_path, const char* weights_path,
+                                          const char* backend, int threads, npcore_core** out);
 
 /* The same with the JSON description given as text. */
 NPCORE_API npcore_status npcore_core_load_string(const char* config_json, const char* weights_path,
@@ -76,8 +76,9 @@ NPCORE_API npcore_status npcore_core_prepare(npcore_core* core, const int64_t in
 /* Runs the core: input NCHW float32 in C order with shape input_shape; the output (output_shape(...), C
  * order) goes to `output`, which holds output_floats floats. Allocation-free after the first call for a
  * shape (native, gemm, reference backends). */
-NPCORE_API npcore_status npcore_core_forward(npcore_core* core, const float* input, const int64_t input_shape[4],
-                                             float* output, size_t output_floats);
+NPCORE_API npcore_status npcore_core_forward(npcore_core* core, const float* input,
+                                             const int64_t input_shape[4], float* output,
+                                             size_t output_floats);
 
 #ifdef __cplusplus
 }

@@ -24,11 +24,18 @@ static float* read_tensor(const char* path, const char* name, size_t* count) {
   FILE* f = fopen(path, "rb");
   if (!f) return NULL;
   unsigned char len8[8];
-  if (fread(len8, 1, 8, f) != 8) { fclose(f); return NULL; }
+  if (fread(len8, 1, 8, f) != 8) {
+    fclose(f);
+    return NULL;
+  }
   unsigned long long hlen = 0;
   for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | len8[i];
   char* header = malloc(hlen + 1);
-  if (fread(header, 1, hlen, f) != hlen) { free(header); fclose(f); return NULL; }
+  if (fread(header, 1, hlen, f) != hlen) {
+    free(header);
+    fclose(f);
+    return NULL;
+  }
   header[hlen] = 0;
   char key[256];
   snprintf(key, sizeof key, "\"%s\"", name);
@@ -40,7 +47,10 @@ static float* read_tensor(const char* path, const char* name, size_t* count) {
     if (offs && sscanf(strchr(offs, '[') + 1, "%llu , %llu", &begin, &end) == 2) {
       data = malloc(end - begin);
       fseek(f, (long)(8 + hlen + begin), SEEK_SET);
-      if (fread(data, 1, end - begin, f) != end - begin) { free(data); data = NULL; }
+      if (fread(data, 1, end - begin, f) != end - begin) {
+        free(data);
+        data = NULL;
+      }
       *count = (size_t)((end - begin) / 4);
     }
   }
@@ -50,7 +60,10 @@ static float* read_tensor(const char* path, const char* name, size_t* count) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 2) { fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]); return 2; }
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
+    return 2;
+  }
   char config[1024], weights[1024], io[1024];
   snprintf(config, sizeof config, "%s/stacked2d_strides.json", argv[1]);
   snprintf(weights, sizeof weights, "%s/stacked2d_strides.weights.safetensors", argv[1]);
@@ -60,7 +73,10 @@ int main(int argc, char** argv) {
 
   npcore_core* core = NULL;
   npcore_status s = npcore_core_load(config, weights, "gemm", 1, &core);
-  if (s != NPCORE_OK) { fprintf(stderr, "load: %s: %s\n", npcore_status_name(s), npcore_last_error()); return 1; }
+  if (s != NPCORE_OK) {
+    fprintf(stderr, "load: %s: %s\n", npcore_status_name(s), npcore_last_error());
+    return 1;
+  }
   EXPECT(strcmp(npcore_core_type(core), "Stacked2dCore") == 0);
   int64_t channels = 0;
   EXPECT(npcore_core_input_channels(core, &channels) == NPCORE_OK && channels == 1);
@@ -107,13 +123,16 @@ int main(int argc, char** argv) {
   EXPECT(strstr(npcore_last_error(), "/nonexistent/core.json") != NULL);
   EXPECT(npcore_core_load(config, weights, "fastest", 0, &core) == NPCORE_CONFIG_ERROR);
   EXPECT(strstr(npcore_last_error(), "fastest") != NULL);
-  EXPECT(npcore_core_load_string("{\"core\": \"Stacked2dCore\", \"config\": {\"input_channels\": 1, \"hidden_channels\": 16, \"input_kern\": 5, \"hidden_kern\": 3, \"layerz\": 3}}",
-                                 weights, NULL, 0, &core) == NPCORE_CONFIG_ERROR);
+  EXPECT(npcore_core_load_string(
+             "{\"core\": \"Stacked2dCore\", \"config\": {\"input_channels\": 1, \"hidden_channels\": 16, "
+             "\"input_kern\": 5, \"hidden_kern\": 3, \"layerz\": 3}}",
+             weights, NULL, 0, &core) == NPCORE_CONFIG_ERROR);
   printf("config error: %s\n", npcore_last_error());
   EXPECT(strstr(npcore_last_error(), "layerz") != NULL);
-  EXPECT(npcore_core_load_string("{\"core\": \"Stacked2dCore\", \"config\": {\"input_channels\": 1, "
-                                 "\"hidden_channels\": 8, \"input_kern\": 5, \"hidden_kern\": 3, \"layers\": 3}}",
-                                 weights, NULL, 0, &core) == NPCORE_WEIGHT_ERROR);
+  EXPECT(npcore_core_load_string(
+             "{\"core\": \"Stacked2dCore\", \"config\": {\"input_channels\": 1, "
+             "\"hidden_channels\": 8, \"input_kern\": 5, \"hidden_kern\": 3, \"layers\": 3}}",
+             weights, NULL, 0, &core) == NPCORE_WEIGHT_ERROR);
   printf("weight error: %s\n", npcore_last_error());
   EXPECT(npcore_core_load(config, NULL, NULL, 0, &core) == NPCORE_USAGE_ERROR);
   EXPECT(strcmp(npcore_status_name(NPCORE_SHAPE_ERROR), "NPCORE_SHAPE_ERROR") == 0);
@@ -121,7 +140,10 @@ int main(int argc, char** argv) {
 
   free(x);
   free(ref);
-  if (failures) { fprintf(stderr, "%d check(s) failed\n", failures); return 1; }
+  if (failures) {
+    fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
   printf("C API: all checks passed\n");
   return 0;
 }
