@@ -8,6 +8,7 @@
 #include <string>
 
 #include "alloc_count.h"
+#include "engine/parallel.h"
 #include "npcore/npcore.h"
 #include "weights/safetensors.h"
 
@@ -97,4 +98,22 @@ TEST_CASE("CoreHandle misuse and bad input give the public error classes with cl
   npcore::CoreHandle moved = std::move(core);
   CHECK_THROWS_WITH(core.type(), Contains("moved from"));
   CHECK(std::string(npcore::version()) == NPCORE_VERSION_STRING);
+}
+
+TEST_CASE("PlanThreads gives kernels the core's thread count without touching OpenMP's setting", "[api]") {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(3);
+  CHECK(npcore::planned_threads() == 3);
+  {
+    npcore::PlanThreads scope(5);
+    CHECK(npcore::planned_threads() == 5);
+    CHECK(omp_get_max_threads() == 3);
+    {
+      npcore::PlanThreads none(0);  // 0: keep the enclosing count
+      CHECK(npcore::planned_threads() == 5);
+    }
+    CHECK(npcore::planned_threads() == 5);
+  }
+  CHECK(npcore::planned_threads() == 3);
+  omp_set_num_threads(saved);
 }
