@@ -47,6 +47,20 @@ if(flag_text MATCHES "march|fopenmp")
   message(FATAL_ERROR "consumer compile flags carry -march or -fopenmp: ${flag_text}")
 endif()
 
+# 1b. CMake with the static library (npcore::npcore_static brings oneDNN, libzip, zlib, libgomp).
+file(MAKE_DIRECTORY ${WORK_DIR}/static-src)
+configure_file(${SOURCE_DIR}/examples/embed/embed.cpp ${WORK_DIR}/static-src/embed.cpp COPYONLY)
+file(WRITE ${WORK_DIR}/static-src/CMakeLists.txt "cmake_minimum_required(VERSION 3.16)\n"
+  "project(npcore_embed_static LANGUAGES CXX)\nfind_package(npcore REQUIRED)\n"
+  "add_executable(embed embed.cpp)\ntarget_link_libraries(embed PRIVATE npcore::npcore_static)\n")
+run("configure embed (static)" ${CMAKE_COMMAND} -S ${WORK_DIR}/static-src -B ${WORK_DIR}/static-build
+  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX})
+run("build embed (static)" ${CMAKE_COMMAND} --build ${WORK_DIR}/static-build)
+run("run embed (static)" ${WORK_DIR}/static-build/embed ${core} ${weights} 3)
+if(NOT last_output MATCHES "Stacked2dCore.*3 frames: min")
+  message(FATAL_ERROR "embed (static) printed no frame summary")
+endif()
+
 # 2. pkg-config
 set(ENV{PKG_CONFIG_PATH} ${pcdir})
 run("pkg-config" pkg-config --cflags --libs npcore)
