@@ -14,7 +14,7 @@ inline thread_local int plan_threads = 0;  // set by PlanThreads; 0: OpenMP's se
 
 // The thread count a kernel or op made now will use: the count of the enclosing PlanThreads scope, else
 // OpenMP's current setting for this thread. Kernels call this once, when made, and pass the count to
-// parallel_for (num_threads clause); nothing in the library calls omp_set_num_threads.
+// parallel_for (num_threads clause); only OneDnnThreads below calls omp_set_num_threads.
 inline int planned_threads() {
   if (detail::plan_threads > 0) return detail::plan_threads;
   return omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
