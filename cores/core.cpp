@@ -1,6 +1,6 @@
 #include "cores/core.h"
 
-#include <omp.h>
+#include "engine/parallel.h"
 
 #include <algorithm>
 
@@ -110,37 +110,17 @@ void Core::prepare(const EngineOptions& opt) {
   prepared_ = true;
 }
 
-namespace {
-
-// Sets this thread's OpenMP thread count for a scope (n > 0) and restores it after.
-class ThreadScope {
- public:
-  explicit ThreadScope(int n) : saved_(omp_get_max_threads()), set_(n > 0) {
-    if (set_) omp_set_num_threads(n);
-  }
-  ~ThreadScope() {
-    if (set_) omp_set_num_threads(saved_);
-  }
-  ThreadScope(const ThreadScope&) = delete;
-  ThreadScope& operator=(const ThreadScope&) = delete;
-
- private:
-  int saved_;
-  bool set_;
-};
-
-}  // namespace
-
 std::unique_ptr<Plan> Core::plan(const Shape& in) const {
-  if (!prepared_) throw BackendError(std::string(type()) + ": plan() before prepare()");
+  if (!prepared_) throw UsageError(std::string(type()) + ": plan() before prepare()");
   auto p = std::unique_ptr<Plan>(new Plan());
   p->type_ = type();
   p->in_ = in;
   p->out_ = output_shape(in);  // validates the whole wiring first, with messages naming blocks
   p->threads_ = opt_.threads;
+  p->onednn_ = opt_.backend == Backend::OneDnn;
   // Kernels and ops size their thread teams and per-thread scratch when made: make them under the plan's
-  // count.
-  ThreadScope scope(opt_.threads);
+  // count (passed explicitly; OpenMP's settings stay the program's).
+  PlanThreads scope(opt_.threads);
   p->ring_ = int(skip_ > 1 ? skip_ : 1) + 1;
   p->sources_ = block_sources();
   const size_t nb = blocks_.size();
@@ -207,10 +187,11 @@ void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) c
   if (out.shape() != out_)
     throw ShapeError(type_ + ": core output " + out.shape().str() + " does not match the planned shape " + out_.str());
   if (ws.owner != this || !ws.scratch || !ws.state)
-    throw BackendError(type_ + ": the workspace was not made by this plan (use its make_workspace())");
+    throw UsageError(type_ + ": the workspace was not made by this plan (use its make_workspace())");
   auto* st = static_cast<CoreState*>(ws.state.get());
-  // Kernels were made for the plan's thread count; the oneDNN backend also reads this thread's setting.
-  ThreadScope scope(threads_);
+  // Kernels were made for the plan's thread count and pass it to OpenMP themselves; only oneDNN reads this
+  // thread's OpenMP setting at execute time.
+  OneDnnThreads scope(onednn_ ? threads_ : 0);
 
   float* ring = ws.scratch.get();
   float* concat = ring + size_t(ring_) * round_floats(slot_floats_);

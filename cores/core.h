@@ -48,6 +48,7 @@ class Plan {
   std::string type_;  // the core's class name, for messages
   Shape in_, out_;
   int threads_ = 0;
+  bool onednn_ = false;  // oneDNN reads OpenMP's setting at execute time
   std::vector<std::string> names_;
   std::vector<std::unique_ptr<Op>> blocks_;
   std::vector<Shape> block_in_, block_out_;

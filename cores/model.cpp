@@ -92,7 +92,7 @@ void Model::prepare(const EngineOptions& opt) {
 }
 
 std::unique_ptr<ModelPlan> Model::plan(const Shape& in) const {
-  if (!prepared_) throw BackendError("FiringRateEncoder: plan() before prepare()");
+  if (!prepared_) throw UsageError("FiringRateEncoder: plan() before prepare()");
   auto p = std::unique_ptr<ModelPlan>(new ModelPlan());
   p->model_ = this;
   p->in_ = in;
@@ -163,7 +163,7 @@ void ModelPlan::check_args(const Tensor* pupil, const std::vector<size_t>& sessi
 
 void ModelPlan::run_core(const Tensor& in, ModelWorkspace& ws, const TapFn* tap) const {
   if (ws.owner != this || !ws.buffer)
-    throw BackendError(
+    throw UsageError(
         "FiringRateEncoder: the workspace was not made by this plan (use its make_workspace())");
   Tensor feat = core_output(ws);
   core_->run(in, feat, ws.core, tap);
@@ -172,7 +172,7 @@ void ModelPlan::run_core(const Tensor& in, ModelWorkspace& ws, const TapFn* tap)
 void ModelPlan::run_readouts(const Tensor* pupil, const std::vector<size_t>& sessions, Tensor* outs,
                              ModelWorkspace& ws) const {
   if (ws.owner != this || !ws.buffer)
-    throw BackendError(
+    throw UsageError(
         "FiringRateEncoder: the workspace was not made by this plan (use its make_workspace())");
   check_args(pupil, sessions, outs);
   const Model& m = *model_;

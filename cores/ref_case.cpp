@@ -146,6 +146,15 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
     res.checks.push_back(c);
   }
   if (res.checks.empty()) throw FormatError(prefix + ".io.safetensors: holds no tensor to compare");
+  // The engine produced the blocks in order: the first failing one is where the engine departs.
+  for (const auto& [n, t] : produced) {
+    if (n.rfind("act/", 0) != 0) continue;
+    for (const TensorCheck& c : res.checks)
+      if (c.name == n && !c.pass && res.first_departing_block.empty()) {
+        res.first_departing_block = n.substr(4);
+        res.first_departing_error = c.normalised;
+      }
+  }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

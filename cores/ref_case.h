@@ -28,6 +28,10 @@ struct CaseResult {
   bool pass = false;
   double worst_normalised = 0;
   double seconds = 0;       // build + load + prepare + run
+  // Cores: the first block, in the engine's order, whose act/ tensor fails ("features.layer1"), with its
+  // normalised error; empty when every block passes (or the case has no act/ tensors).
+  std::string first_departing_block;
+  double first_departing_error = 0;
 };
 
 struct CaseOptions {

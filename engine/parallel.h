@@ -8,8 +8,51 @@
 
 namespace npcore {
 
-// The thread count a plan made now will use (OpenMP's current setting for this thread).
-inline int planned_threads() { return omp_get_max_threads() > 0 ? omp_get_max_threads() : 1; }
+namespace detail {
+inline thread_local int plan_threads = 0;  // set by PlanThreads; 0: OpenMP's setting
+}
+
+// The thread count a kernel or op made now will use: the count of the enclosing PlanThreads scope, else
+// OpenMP's current setting for this thread. Kernels call this once, when made, and pass the count to
+// parallel_for (num_threads clause); only OneDnnThreads below calls omp_set_num_threads.
+inline int planned_threads() {
+  if (detail::plan_threads > 0) return detail::plan_threads;
+  return omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+}
+
+// For the scope's life, planned_threads() on this thread returns n (n > 0; n <= 0 changes nothing): how a
+// core plans with its own thread count without touching the program's OpenMP settings.
+class PlanThreads {
+ public:
+  explicit PlanThreads(int n) : saved_(detail::plan_threads) {
+    if (n > 0) detail::plan_threads = n;
+  }
+  ~PlanThreads() { detail::plan_threads = saved_; }
+  PlanThreads(const PlanThreads&) = delete;
+  PlanThreads& operator=(const PlanThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+// oneDNN (OpenMP runtime) sizes its team from omp_get_max_threads() at execute time and has no per-call
+// setting: for the scope's life this thread's OpenMP count is n (n > 0), restored after. Used only around
+// oneDNN calls of the onednn backend.
+class OneDnnThreads {
+ public:
+  explicit OneDnnThreads(int n) : saved_(omp_get_max_threads()), set_(n > 0 && n != saved_) {
+    if (set_) omp_set_num_threads(n);
+  }
+  ~OneDnnThreads() {
+    if (set_) omp_set_num_threads(saved_);
+  }
+  OneDnnThreads(const OneDnnThreads&) = delete;
+  OneDnnThreads& operator=(const OneDnnThreads&) = delete;
+
+ private:
+  int saved_;
+  bool set_;
+};
 
 // Whether a loop of `jobs` iterations would open a team of `threads`.
 inline bool runs_parallel(int64_t jobs, int threads) { return threads > 1 && jobs > 1 && !omp_in_parallel(); }

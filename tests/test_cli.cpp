@@ -5,12 +5,14 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "cores/factory.h"
 #include "cores/ref_case.h"
 #include "engine/error.h"
 #include "tests/test_util.h"
 #include "weights/npy.h"
+#include "npcore/version.h"
 #include "weights/safetensors.h"
 #include "weights/weights_file.h"
 
@@ -236,6 +238,32 @@ TEST_CASE("cli: info lists the tensors of a file", "[cli]") {
                         Contains("tensors"));
   r = w.run("info " + q(w.f("absent.safetensors")));
   expect_failure(r, {"absent.safetensors"});
+}
+
+TEST_CASE("cli: --version prints the project's version; info and check --json print one JSON object", "[cli]") {
+  Workdir w;
+  Result r = w.run("--version");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains(std::string("npcore ") + NPCORE_VERSION_STRING));
+  r = w.run("info --json " + q(w.f("weights.safetensors")));
+  REQUIRE(r.status == 0);
+  const nlohmann::json info = nlohmann::json::parse(r.out);
+  CHECK(info["format"] == "safetensors");
+  bool found = false;
+  for (const auto& t : info["tensors"])
+    if (t["name"] == "features.layer0.conv.weight") found = t["shape"] == nlohmann::json({4, 1, 5, 5});
+  CHECK(found);
+  const std::string ref = q(test::fixture_dir() + "/stacked2d_strides");
+  r = w.run("check --json --backend gemm " + ref + " " + q(w.f("absent")));
+  CHECK(r.status == 1);
+  const nlohmann::json check = nlohmann::json::parse(r.out);
+  CHECK(check["passed"] == 1);
+  CHECK(check["errors"] == 1);
+  REQUIRE(check["cases"].size() == 2);
+  CHECK(check["cases"][0]["pass"] == true);
+  CHECK(check["cases"][0]["first_departing_block"].is_null());
+  CHECK(check["cases"][0]["checks"].size() == 4);
+  CHECK_THAT(check["cases"][1]["error"].get<std::string>(), Contains("absent"));
 }
 
 TEST_CASE("cli: check exits 0 when every case passes, 1 when some fail or cannot run, 2 when none runs",

@@ -22,6 +22,7 @@
 #include "cores/model.h"
 #include "tools/commands.h"
 #include "tools/model_commands.h"
+#include "tools/progress.h"
 #include "weights/json_guard.h"
 
 namespace npcore::tool {
@@ -208,16 +209,27 @@ void register_bench(CLI::App& app, int& status) {
     };
     const TapFn* tap_ptr = a.layers ? &tap : nullptr;
 
-    for (int r = 0; r < a.warmup; ++r) plan->run(input, output, ws);
+    // Shown only on a terminal, and only once the benchmark has run for a couple of seconds.
+    Progress progress("npcore bench");
+    const auto bench_start = std::chrono::steady_clock::now();
+    auto report = [&](const char* phase, int r, int n) {
+      if (std::chrono::steady_clock::now() - bench_start > std::chrono::seconds(2)) progress.update(phase, r, n);
+    };
+    for (int r = 0; r < a.warmup; ++r) {
+      report("warm-up", r + 1, a.warmup);
+      plan->run(input, output, ws);
+    }
     std::vector<double> ms;
     ms.reserve(size_t(a.runs));
     for (int r = 0; r < a.runs; ++r) {
+      report("run", r + 1, a.runs);
       next_block = 0;
       const auto t0 = std::chrono::steady_clock::now();
       last = t0;
       plan->run(input, output, ws, tap_ptr);
       ms.push_back(bench::ms_since(t0));
     }
+    progress.done();
     const bench::LatencyStats st = bench::summarize(ms);
     const double gflop = plan->conv_flops() / 1e9;
     const double gflops = st.median_ms > 0 ? gflop / (st.median_ms / 1e3) : 0;

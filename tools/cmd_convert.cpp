@@ -4,6 +4,7 @@
 
 #include "cores/torchvision_features.h"
 #include "tools/commands.h"
+#include "tools/progress.h"
 #include "weights/checkpoint_convert.h"
 
 namespace npcore::tool {
@@ -53,7 +54,10 @@ void register_convert(CLI::App& app, int& status) {
       opt.check_what = "torchvision " + model + ".features";
       opt.metadata["checked_model"] = model;
     }
+    Progress progress("npcore convert");
+    progress.update("reading " + args->in + ", writing " + args->out + " ...", 0, 0, true);
     ConvertReport r = convert_checkpoint(args->in, args->out, opt);
+    progress.done();
     if (!args->quiet) {
       std::printf("wrote %s: %zu tensors, %.1f MB, from %s (%s)", args->out.c_str(), r.tensors,
                   double(r.tensor_bytes) / 1e6, args->in.c_str(), r.source_format.c_str());

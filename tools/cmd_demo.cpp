@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 #include <vector>
 
 #include "bench/bench_stats.h"
@@ -15,6 +16,7 @@
 #include "engine/rng.h"
 #include "tools/commands.h"
 #include "tools/model_commands.h"
+#include "tools/progress.h"
 #include "weights/text_util.h"
 #include "weights/weight_spec.h"
 
@@ -122,7 +124,12 @@ void register_demo(CLI::App& app, int& status) {
     Tensor images({N, 1, kHeight, kWidth});
     Rng(2024).fill_uniform(images, 0.0f, 1.0f);
 
+    Progress progress("npcore demo");
+    int core_index = 0;
+    const int core_count = int(std::size(kDemoCores));
     for (const DemoCore& d : kDemoCores) {
+      ++core_index;
+      progress.update(std::string(d.title) + ": preparing, core", core_index, core_count, true);
       auto core = make_core(d.json, std::string("demo ") + d.title);
       core->init(d.seed);
       core->prepare(opt);
@@ -136,14 +143,17 @@ void register_demo(CLI::App& app, int& status) {
       std::printf("  output shape: %s\n", plan->output_shape().str().c_str());
       std::fflush(stdout);
 
+      progress.update(std::string(d.title) + ": warm-up", 0, 0, true);
       plan->run(images, out, ws);  // warm-up: first touch of buffers, library JIT and caches
       std::vector<double> ms;
       for (int r = 0; r < args->runs; ++r) {
+        progress.update(std::string(d.title) + ": run", r + 1, args->runs);
         const auto t0 = std::chrono::steady_clock::now();
         plan->run(images, out, ws);
         ms.push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
+      progress.done();
       const bench::LatencyStats st = bench::summarize(ms);
       const double lo = st.min_ms, med = st.median_ms;
       std::printf(

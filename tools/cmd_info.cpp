@@ -1,6 +1,7 @@
 // npcore info FILE: lists the tensors of a weights or io file (safetensors, torch.save checkpoint) or the
 // array of a .npy file, from their headers: no tensor data is copied, gathered or decompressed.
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "tools/commands.h"
 #include "weights/mapped_file.h"
@@ -19,6 +20,7 @@ void print_row(const std::string& name, const char* dtype, const std::vector<int
 
 void register_info(CLI::App& app, int& status) {
   auto file = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "info",
       "List the tensors (name, dtype, shape) of a weights or io file (.safetensors, or a torch.save "
@@ -27,7 +29,13 @@ void register_info(CLI::App& app, int& status) {
   cmd->add_option("file", *file,
                   "A .safetensors file, a torch.save checkpoint (.pth, .pt, .bin) or a .npy array")
       ->required();
-  cmd->callback([file, &status] {
+  cmd->add_flag("--json", *as_json,
+                "Print one JSON object: file, format, tensors (name, dtype, shape), bytes of data (and "
+                "metadata of a safetensors file)");
+  cmd->callback([file, as_json, &status] {
+    auto print_json = [](const nlohmann::json& j) {
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    };
     {
       auto mapped = MappedFile::open(*file);
       if (sniff_file_kind(mapped->data(), mapped->size()) == FileKind::Npy) {
@@ -35,6 +43,12 @@ void register_info(CLI::App& app, int& status) {
         const char* dtype = h.item_size == 4 ? "F32" : h.item_size == 8 ? "F64" : "F16";
         uint64_t numel = 1;
         for (int64_t d : h.shape) numel *= uint64_t(d);
+        if (*as_json) {
+          print_json({{"file", *file}, {"format", "npy"}, {"dtype", dtype}, {"shape", h.shape},
+                      {"fortran_order", h.fortran_order}, {"bytes", numel * h.item_size}});
+          status = 0;
+          return;
+        }
         print_row("(array)", dtype, h.shape);
         std::printf("1 array (NumPy .npy %d.%d, %s order), %llu bytes of data\n", h.major, h.minor,
                     h.fortran_order ? "Fortran" : "C", (unsigned long long)(numel * h.item_size));
@@ -44,6 +58,18 @@ void register_info(CLI::App& app, int& status) {
     }
     const StateDictFile sd = read_state_dict(*file, TensorData::ShapesOnly);
     uint64_t bytes = 0;
+    if (*as_json) {
+      nlohmann::json tensors = nlohmann::json::array();
+      for (const std::string& name : sd.tensors.order()) {
+        const StoredTensor& t = sd.tensors.at(name);
+        tensors.push_back({{"name", name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}});
+        bytes += t.nbytes;
+      }
+      print_json({{"file", *file}, {"format", sd.format}, {"tensors", tensors}, {"bytes", bytes},
+                  {"metadata", sd.metadata}});
+      status = 0;
+      return;
+    }
     for (const std::string& name : sd.tensors.order()) {
       const StoredTensor& t = sd.tensors.at(name);
       print_row(name, dtype_name(t.dtype), t.shape);

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "engine/error.h"
+#include "npcore/version.h"
 #include "tools/cli_checks.h"
 #include "tools/commands.h"
 #include "weights/text_util.h"
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "npcore: run the convolutional cores of neuralpredictors (Stacked2dCore, SE2dCore, ...) in C++"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "npcore 0.1.0");
+  app.set_version_flag("--version", std::string("npcore ") + NPCORE_VERSION_STRING);
   int status = 0;
   register_check(app, status);
   register_info(app, status);

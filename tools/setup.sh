@@ -11,7 +11,7 @@ job=${1:-build}
 case "$job" in demo|test|build) ;; *) echo "usage: $0 demo|test|build" >&2; exit 2;; esac
 cd "$(dirname "$0")/.."
 
-packages=(g++ cmake make pkg-config libeigen3-dev libdnnl-dev catch2 nlohmann-json3-dev libcli11-dev libzip-dev zlib1g-dev)
+packages=(g++ cmake make pkg-config libeigen3-dev libdnnl-dev catch2 nlohmann-json3-dev libcli11-dev libzip-dev zlib1g-dev python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

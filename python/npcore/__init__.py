@@ -1,0 +1,203 @@
+"""npcore from Python: neuralpredictors cores run by the npcore engine, through its C API (ctypes + NumPy).
+
+    import numpy as np, npcore
+    core = npcore.load("core.json", "core.pth")          # or .safetensors; backend=, threads=
+    y = core(np.zeros((1, core.input_channels, 64, 64), np.float32))
+
+The shared library is found through $NPCORE_LIBRARY (a path to libnpcore.so), then beside this package
+(an installed prefix: lib/, lib64/ or lib/<multiarch>/ above lib/python3/...), then the system's library
+path. Errors are raised as npcore.Error subclasses carrying the engine's one-line message.
+"""
+import ctypes
+import ctypes.util
+import os
+
+import numpy as np
+
+__all__ = ["load", "Core", "version", "Error", "ConfigError", "ShapeError", "FormatError", "WeightError",
+           "BackendError", "UsageError", "ResourceError"]
+
+
+class Error(RuntimeError):
+    """Base of every npcore error (npcore::Error)."""
+
+
+class ConfigError(Error):
+    """Bad core description: unknown key, bad value, unknown backend."""
+
+
+class ShapeError(Error, ValueError):
+    """A shape the core cannot take."""
+
+
+class FormatError(Error):
+    """A file that cannot be read or does not follow its format."""
+
+
+class WeightError(Error):
+    """Weights that do not match the core (missing, unexpected, mis-shaped keys)."""
+
+
+class BackendError(Error):
+    """A backend that cannot run the request."""
+
+
+class UsageError(Error):
+    """API misuse."""
+
+
+class ResourceError(Error, MemoryError):
+    """Out of memory."""
+
+
+# npcore_status codes of npcore/npcore_c.h.
+_ERRORS = {1: Error, 2: ConfigError, 3: ShapeError, 4: FormatError, 5: WeightError, 6: BackendError,
+           7: UsageError, 8: ResourceError}
+
+
+def _candidates():
+    env = os.environ.get("NPCORE_LIBRARY")
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    # <prefix>/lib/python3/dist-packages/npcore -> <prefix>
+    prefix = os.path.abspath(os.path.join(here, "..", "..", "..", ".."))
+    for libdir in ("lib", "lib64", os.path.join("lib", "x86_64-linux-gnu")):
+        yield os.path.join(prefix, libdir, "libnpcore.so")
+    found = ctypes.util.find_library("npcore")
+    if found:
+        yield found
+
+
+def _load_library():
+    tried = []
+    for path in _candidates():
+        if os.path.sep in path and not os.path.exists(path):
+            tried.append(path)
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            tried.append(f"{path} ({e})")
+    raise ImportError("npcore: cannot find libnpcore.so; set NPCORE_LIBRARY to its path (tried: "
+                      + ", ".join(tried) + ")")
+
+
+_lib = _load_library()
+_i64x4 = ctypes.c_int64 * 4
+_f32p = ctypes.POINTER(ctypes.c_float)
+_lib.npcore_version.restype = ctypes.c_char_p
+_lib.npcore_last_error.restype = ctypes.c_char_p
+_lib.npcore_core_load.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int,
+                                  ctypes.POINTER(ctypes.c_void_p)]
+_lib.npcore_core_load_string.argtypes = _lib.npcore_core_load.argtypes
+_lib.npcore_core_free.argtypes = [ctypes.c_void_p]
+_lib.npcore_core_free.restype = None
+_lib.npcore_core_type.argtypes = [ctypes.c_void_p]
+_lib.npcore_core_type.restype = ctypes.c_char_p
+_lib.npcore_core_input_channels.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
+_lib.npcore_core_output_shape.argtypes = [ctypes.c_void_p, _i64x4, _i64x4]
+_lib.npcore_core_prepare.argtypes = [ctypes.c_void_p, _i64x4]
+_lib.npcore_core_forward.argtypes = [ctypes.c_void_p, _f32p, _i64x4, _f32p, ctypes.c_size_t]
+for _f in ("npcore_core_load", "npcore_core_load_string", "npcore_core_input_channels",
+           "npcore_core_output_shape", "npcore_core_prepare", "npcore_core_forward"):
+    getattr(_lib, _f).restype = ctypes.c_int
+
+
+def _check(status):
+    if status != 0:
+        message = _lib.npcore_last_error().decode("utf-8", "replace")
+        raise _ERRORS.get(status, Error)(message)
+
+
+def version():
+    """The version of the loaded libnpcore."""
+    return _lib.npcore_version().decode()
+
+
+def _bytes(s):
+    return None if s is None else os.fsencode(s) if not isinstance(s, bytes) else s
+
+
+class Core:
+    """A loaded core. `core(x)` runs it on an NCHW float32 array; not to be called from two threads at once."""
+
+    def __init__(self, config, weights, backend="native", threads=0, config_is_json=False):
+        handle = ctypes.c_void_p()
+        load = _lib.npcore_core_load_string if config_is_json else _lib.npcore_core_load
+        config_arg = config.encode("utf-8") if config_is_json else _bytes(config)
+        _check(load(config_arg, _bytes(weights), _bytes(backend), int(threads), ctypes.byref(handle)))
+        self._handle = handle
+        self.type = _lib.npcore_core_type(handle).decode()
+        channels = ctypes.c_int64()
+        _check(_lib.npcore_core_input_channels(handle, ctypes.byref(channels)))
+        self.input_channels = channels.value
+
+    def close(self):
+        """Frees the core now (also done when it is garbage-collected)."""
+        if getattr(self, "_handle", None):
+            _lib.npcore_core_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _live(self):
+        if not self._handle:
+            raise UsageError(f"{self.type}: the core was closed")
+        return self._handle
+
+    def output_shape(self, input_shape):
+        """The NCHW output shape for an NCHW input shape."""
+        if len(input_shape) != 4:
+            raise ShapeError(f"{self.type}: input shape {tuple(input_shape)} is not NCHW (4 dimensions)")
+        out = _i64x4()
+        _check(_lib.npcore_core_output_shape(self._live(), _i64x4(*input_shape), out))
+        return tuple(out)
+
+    def __call__(self, x, out=None):
+        """Runs the core on x (NCHW, or CHW for one image; float32, made C-contiguous if needed) and returns
+        the output, written into `out` when given (float32, C-contiguous, the output's shape)."""
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            raise TypeError(f"{self.type}: input dtype is {x.dtype}, the engine takes float32")
+        single = x.ndim == 3
+        if single:
+            x = x[None]
+        if x.ndim != 4:
+            raise ShapeError(f"{self.type}: input shape {x.shape} is not NCHW (4 dimensions) or CHW (3)")
+        x = np.ascontiguousarray(x)
+        shape = self.output_shape(x.shape)
+        if out is None:
+            y = np.empty(shape, np.float32)
+        else:
+            y = out[None] if single and out.ndim == 3 else out
+            if y.dtype != np.float32 or not y.flags.c_contiguous or tuple(y.shape) != shape:
+                raise ShapeError(f"{self.type}: out must be a C-contiguous float32 array of shape {shape}, "
+                                 f"got {y.dtype} {y.shape}")
+        _check(_lib.npcore_core_forward(self._live(), x.ctypes.data_as(_f32p), _i64x4(*x.shape),
+                                        y.ctypes.data_as(_f32p), y.size))
+        if out is not None:
+            return out
+        return y[0] if single else y
+
+    def __repr__(self):
+        return f"<npcore.Core {self.type}, {self.input_channels} input channels>"
+
+
+def load(config, weights, backend="native", threads=0):
+    """Loads a core from its JSON description file and its weights (.safetensors or .pth).
+    backend: "native", "onednn", "gemm" or "reference"; threads: 0 for OpenMP's default."""
+    return Core(config, weights, backend=backend, threads=threads)
+
+
+def loads(config_json, weights, backend="native", threads=0):
+    """The same with the JSON description given as a string."""
+    return Core(config_json, weights, backend=backend, threads=threads, config_is_json=True)
