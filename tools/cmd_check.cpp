@@ -62,8 +62,10 @@ void register_check(CLI::App& app, int& status) {
       std::fflush(stdout);
     }
     const size_t n = cases.size();
-    std::printf("%zu case%s on %s: %zu passed, %d failed, %d could not run; worst normalised error %.2e\n", n,
-                n == 1 ? "" : "s", backend_name(opt.engine.backend), n - size_t(failed + errors), failed,
+    std::printf("%zu case%s on %s (ISA %s, CPU %s, precision %s): %zu passed, %d failed, %d could not run; worst "
+                "normalised error %.2e\n",
+                n, n == 1 ? "" : "s", backend_name(opt.engine.backend), isa_name(opt.engine.isa),
+                isa_name(cpu_isa()), precision_name(opt.engine.precision), n - size_t(failed + errors), failed,
                 errors, worst);
     status = (failed || errors) ? 1 : 0;
     if (errors == int(n)) status = 2;  // nothing ran
