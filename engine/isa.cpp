@@ -38,7 +38,7 @@ Isa cpu_isa() {
 bool cpu_supports(Isa isa) { return isa == Isa::Auto || int(isa) <= int(cpu_isa()); }
 
 Isa resolve_isa(Isa requested) {
-  std::string where = "EngineOptions::isa";
+  const char* where = "EngineOptions::isa";  // no std::string here: plans call this in steady-state runs
   if (requested == Isa::Auto) {
     const char* env = std::getenv("NPCORE_ISA");
     if (!env || !*env) return cpu_isa();
@@ -47,7 +47,7 @@ Isa resolve_isa(Isa requested) {
     if (requested == Isa::Auto) return cpu_isa();
   }
   if (!cpu_supports(requested))
-    throw ConfigError(where + ": ISA '" + isa_name(requested) + "' is not supported by this CPU (it runs up to '" +
+    throw ConfigError(std::string(where) + ": ISA '" + isa_name(requested) + "' is not supported by this CPU (it runs up to '" +
                       isa_name(cpu_isa()) + "')");
   return requested;
 }
