@@ -115,14 +115,40 @@ class DirectConv final : public ConvKernel {
     for (int o = 0; o < OCB; ++o)
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) acc[o][q] = V::zero();
+    // Two-level summation for accuracy: the registers sum at most kChunk input channels of one kernel row
+    // (kChunk * KW terms), then are added to a running total in L1 and restart from zero. One long
+    // chain of IC * KH * KW float32 additions would have several times the rounding error of PyTorch's
+    // blocked sums (docs/ACCURACY.md); the flushes cost OCB * PW loads, adds and stores per chunk.
+    constexpr int64_t kChunk = 16;
+    alignas(64) float total[OCB][PW * W];
+    bool first = true;
     const float* w = wpack_.get() + size_t(b) * size_t(IC * KH * KW * OCB);
     for (int64_t kh = 0; kh < KH; ++kh) {
       const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
-      for (int64_t ic = 0; ic < IC; ++ic) {
-        const float* r = row + ic * row_;
+      for (int64_t ic0 = 0; ic0 < IC; ic0 += kChunk) {
+        const int64_t ic1 = ic0 + kChunk < IC ? ic0 + kChunk : IC;
+        for (int64_t ic = ic0; ic < ic1; ++ic) {
+          const float* r = row + ic * row_;
 #pragma GCC unroll 9
-        for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+        }
+        if (kh + 1 == KH && ic1 == IC) break;  // the last chunk stays in registers
+#pragma GCC unroll 8
+        for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+          for (int q = 0; q < PW; ++q) {
+            float* t = &total[o][W * q];
+            V::store(t, first ? acc[o][q] : V::add(V::load(t), acc[o][q]));
+            acc[o][q] = V::zero();
+          }
+        first = false;
       }
+    }
+    if (!first) {
+#pragma GCC unroll 8
+      for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+        for (int q = 0; q < PW; ++q) acc[o][q] = V::add(V::load(&total[o][W * q]), acc[o][q]);
     }
     // Epilogue: bias and activation in registers, then the store (masked for the row's tail).
     const int64_t OC = p_.out_channels, OHW = out_[2] * out_[3];
