@@ -37,7 +37,9 @@ case "$job" in
     ctest --test-dir "$build" --output-on-failure || status=$?
     # Which reference cases ran: the dumps in ../shared/ref (or $NPCORE_REF_DIR), or the copies in
     # tests/fixtures, with the list of reference cases skipped.
-    "$build/npcore_tests" "[mode]" -r compact 2>&1 | sed -n "s/.*warning: '\(test mode: .*\)'\$/setup: \1/p"
+    # Which ISA variants of the vector kernels ran (those this CPU supports) and which could not.
+    "$build/npcore_tests" "[mode]" -r compact 2>&1 |
+      sed -n "s/.*warning: '\(test mode: .*\)'\$/setup: \1/p; s/.*warning: '\(ISA variants run: .*\)'\$/setup: \1/p"
     exit "$status"
     ;;
   build) ;;
