@@ -447,7 +447,7 @@ TEST_CASE("cli: the npcore tool was not built (NPCORE_BUILD_TOOLS=OFF)", "[cli]"
 
 #endif
 
-TEST_CASE("cli: info without a file prints the CPU's ISA and the engine's; --isa is checked", "[cli][isa]") {
+TEST_CASE("cli: info without a file prints the CPU's ISA and the engine's, and --isa is checked", "[cli][isa]") {
   test::TempDir logs;
   const test::CmdResult r = test::run_npcore("info", logs);
   CHECK(r.status == 0);
