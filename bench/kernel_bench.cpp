@@ -116,7 +116,7 @@ Row run_one(const ConvShape& cs, Backend backend, int64_t batch, int warmup, int
   row.gflop = p.flops(in_shape) / 1e9;
   row.gflops = row.st.median_ms > 0 ? row.gflop / (row.st.median_ms / 1e3) : 0;
   row.fraction = peak > 0 ? row.gflops / peak : 0;
-  row.winograd = backend == Backend::Native && allow_winograd && winograd_eligible(spec, in_shape);
+  row.winograd = backend == Backend::Native && native_algorithm(spec, in_shape) == "winograd";
   return row;
 }
 
@@ -137,8 +137,8 @@ int main_impl(int argc, char** argv) {
       "thread count. The reference backend (direct loops, the oracle) is slow and runs --reference-runs "
       "times without warm-up.\n"
       "GFLOP are direct-equivalent: 2 x the multiply-adds of direct summation, whatever algorithm runs. The "
-      "native backend computes stride-1 3x3/5x5/7x7 convolutions with >= 16 channels with Winograd (in "
-      "AVX-512 builds), which needs 2.25-3x fewer multiplications: on those rows (marked W) GFLOP/s and the "
+      "native backend computes stride-1 3x3 convolutions with >= 16 channels with Winograd (on AVX2 and "
+      "AVX-512; 5x5/7x7 too with precision fast, NPCORE_ISA picks the ISA), which needs 2.25-3x fewer multiplications: on those rows (marked W) GFLOP/s and the "
       "fraction of peak overstate the arithmetic done and can exceed 100%. --no-winograd sums directly."};
   app.add_option("--shape", shape_names, "Only these shapes (repeat or comma-separate; --list shows them)")
       ->delimiter(',');

@@ -3,11 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#if defined(__AVX512F__)
-#include "engine/intrinsics.h"
-
-#include "engine/simd_math.h"
-#endif
+#include "engine/native/kernels.h"
 
 namespace npcore {
 
@@ -88,21 +84,14 @@ void dispatch(const Activation& a, float bias, float* x, int64_t n) {
 
 }  // namespace
 
-void apply_activation(const Activation& a, float* x, int64_t n) {
-#if defined(__AVX512F__)
-  if (simd::vectorised(a)) {
-    const __m512 sin = _mm512_set1_ps(a.in_shift), sout = _mm512_set1_ps(a.out_shift);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, simd::act_ps(a, _mm512_loadu_ps(x + i), sin, sout));
-    if (i < n) {
-      const __mmask16 m = __mmask16((1u << (n - i)) - 1u);
-      _mm512_mask_storeu_ps(x + i, m, simd::act_ps(a, _mm512_maskz_loadu_ps(m, x + i), sin, sout));
-    }
+void apply_activation_scalar(const Activation& a, float* x, int64_t n) { dispatch(a, 0.0f, x, n); }
+
+void apply_activation(const Activation& a, float* x, int64_t n, Isa isa) {
+  if (const native::Kernels* k = native::kernels(isa)) {
+    k->activation(a, x, n);
     return;
   }
-#endif
   dispatch(a, 0.0f, x, n);
 }
-
 
 }  // namespace npcore

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/isa.h"
+
 namespace npcore {
 
 enum class ActKind {
@@ -30,7 +32,10 @@ struct Activation {
 
 const char* act_kind_name(ActKind k);
 
-// Applies the activation to n contiguous floats in place.
-void apply_activation(const Activation& a, float* x, int64_t n);
+// Applies the activation to n contiguous floats in place, with the vector code of `isa` (Auto: NPCORE_ISA,
+// else the CPU's best; engine/isa.h).
+void apply_activation(const Activation& a, float* x, int64_t n, Isa isa = Isa::Auto);
+// The same with the portable scalar loops (the reference backend's, and the vector kernels' fallback).
+void apply_activation_scalar(const Activation& a, float* x, int64_t n);
 
 }  // namespace npcore

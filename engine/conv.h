@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/activation.h"
+#include "engine/isa.h"
 #include "engine/tensor.h"
 
 namespace npcore {
@@ -36,6 +37,12 @@ struct Conv2dParams {
   std::string str() const;  // "Conv2d(16, 32, k=3x3, s=1, p=1, d=1, g=1, bias)"
 };
 
+// How exact the native backend's algorithm choice must be (EngineOptions::precision, --precision).
+enum class Precision { Accurate, Fast };
+const char* precision_name(Precision p);  // "accurate", "fast"
+// Parses "accurate" or "fast"; throws ConfigError naming `where` otherwise.
+Precision parse_precision(const std::string& name, const std::string& where = "precision");
+
 // What a conv computes after the sum: y = act(conv(x, weight) + bias[o]). BatchNorm, Bias2D and Scale2D
 // are folded into weight and bias before a kernel is made.
 struct ConvSpec {
@@ -44,16 +51,20 @@ struct ConvSpec {
   const float* bias = nullptr;    // [out] or null
   Activation act;
   // The native backend may compute an eligible conv (stride 1, 3x3/5x5/7x7, >= 16 channels) with Winograd
-  // F(2x2, r x r): 2.25-3x fewer multiplications, float32 error a few times larger (still ~1e-6 of the
-  // output's range per layer). False keeps direct summation everywhere.
+  // F(2x2, r x r): 2.25-3x fewer multiplications. False keeps direct summation everywhere.
   bool allow_winograd = true;
+  // Accurate (default): Winograd only for 3x3 kernels, where F(2x2, 3x3) is as accurate as PyTorch's
+  // float32 path (docs/ACCURACY.md); Fast: also F(2x2, 5x5) and F(2x2, 7x7), 2-4x the error.
+  Precision precision = Precision::Accurate;
+  // The native backend's instruction set (Auto: NPCORE_ISA, else the CPU's best; engine/isa.h).
+  Isa isa = Isa::Auto;
 };
 
 // reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the
-// engine's own AVX-512 kernels: Winograd F(2x2, r x r) for stride-1 3x3/5x5/7x7 convs with >= 16 channels
-// (unless ConvSpec::allow_winograd is false), a register-blocked direct convolution for other stride-1
-// ungrouped convs, and gemm for the rest (strided, grouped/depthwise; everything in a build without
-// AVX-512).
+// engine's own AVX2 or AVX-512 kernels, chosen at run time (engine/isa.h, engine/native/): Winograd
+// F(2x2, r x r) for stride-1 3x3 convs with >= 16 channels (and 5x5/7x7 with Precision::Fast; never when
+// ConvSpec::allow_winograd is false), a register-blocked direct convolution for other stride-1 ungrouped
+// convs, and gemm for the rest (strided, grouped/depthwise; everything on the generic ISA).
 enum class Backend { Reference, Gemm, OneDnn, Native };
 const char* backend_name(Backend b);
 // Parses "reference", "gemm", "onednn", "native"; throws ConfigError listing them otherwise.
@@ -94,6 +105,10 @@ std::unique_ptr<ConvKernel> make_gemm_conv(const ConvSpec& spec, const Shape& in
 std::unique_ptr<ConvKernel> make_onednn_conv(const ConvSpec& spec, const Shape& in);
 std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in);
 bool onednn_conv_supported(const ConvSpec& spec, const Shape& in, std::string* why);
+
+// The algorithm the native backend picks for this convolution: "winograd", "direct" or "gemm", and the
+// ISA it runs with (resolved from spec.isa).
+std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa = nullptr);
 
 // Runs a convolution once with a temporary workspace (tests, tools; not for steady-state use).
 void conv_once(Backend backend, const ConvSpec& spec, const Tensor& in, Tensor& out);

@@ -63,7 +63,7 @@ using RowMajorGemm =
 
 class GemmConv final : public ConvKernel {
  public:
-  GemmConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), in_(in) {
+  GemmConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), isa_(resolve_isa(spec.isa)), in_(in) {
     out_ = p_.output_shape(in, "gemm conv");
     icg_ = p_.in_channels / p_.groups;
     ocg_ = p_.out_channels / p_.groups;
@@ -136,7 +136,7 @@ class GemmConv final : public ConvKernel {
     RowMajorGemm::run(ocg_, T, K_, weight_.get() + g * ocg_ * K_, K_, col, ldcol, y, 1, P_, 1.0f, blocking,
                       nullptr);
     if (!act_.is_identity())
-      for (int64_t o = 0; o < ocg_; ++o) apply_activation(act_, y + o * P_, T);
+      for (int64_t o = 0; o < ocg_; ++o) apply_activation(act_, y + o * P_, T, isa_);
   }
 
   size_t thread_floats() const {
@@ -197,6 +197,7 @@ class GemmConv final : public ConvKernel {
 
   Conv2dParams p_;
   Activation act_;
+  Isa isa_;
   Shape in_, out_;
   int64_t icg_ = 0, ocg_ = 0, K_ = 0, P_ = 0;
   bool direct_ = false;

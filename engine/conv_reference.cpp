@@ -62,7 +62,7 @@ class ReferenceConv final : public ConvKernel {
       }
       float* y = out.image(n) + oc * OH * OW;
       for (int64_t i = 0; i < OH * OW; ++i) y[i] = float(acc[i]);
-      if (!act_.is_identity()) apply_activation(act_, y, OH * OW);
+      if (!act_.is_identity()) apply_activation_scalar(act_, y, OH * OW);
     });
   }
 

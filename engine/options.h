@@ -10,6 +10,8 @@ struct EngineOptions {
   bool fuse = true;                   // fold norms/affines and activations into convs
   bool winograd = true;               // native backend: Winograd for eligible convs (ConvSpec::allow_winograd)
   int threads = 0;                    // 0: OpenMP's default (all cores)
+  Isa isa = Isa::Auto;                // native kernels' ISA (Auto: NPCORE_ISA, else the CPU's best)
+  Precision precision = Precision::Accurate;  // native: Winograd for 3x3 only; Fast: also 5x5/7x7
 };
 
 }  // namespace npcore

@@ -108,10 +108,10 @@ struct WinogradConst {
                 "B^T rows of the points +p and -p must differ only in odd coefficients' signs");
 };
 
-// Whether the native backend computes this convolution with Winograd F(2x2, r x r): stride 1, no
-// dilation, groups 1, square odd kernel 3..7, enough channels to amortise the transforms.
+// Whether the native backend can compute this convolution with Winograd F(2x2, r x r): stride 1, no
+// dilation, groups 1, square odd kernel 3..7, enough channels to amortise the transforms. It does so on
+// the AVX2 and AVX-512 ISAs, for 3x3 always and for 5x5/7x7 with Precision::Fast (native_algorithm in
+// engine/conv.h says what it picks).
 bool winograd_eligible(const ConvSpec& spec, const Shape& in);
-// The kernel (AVX-512 builds only; elsewhere winograd_eligible is false).
-std::unique_ptr<ConvKernel> make_winograd_conv(const ConvSpec& spec, const Shape& in);
 
 }  // namespace npcore

@@ -13,7 +13,8 @@ namespace {
 
 class ActivationOp final : public Op {
  public:
-  explicit ActivationOp(const Activation& a) : a_(a), threads_(planned_threads()) {}
+  // isa: Generic for the portable scalar loops (the reference backend's).
+  ActivationOp(const Activation& a, Isa isa) : a_(a), isa_(resolve_isa(isa)), threads_(planned_threads()) {}
   bool in_place() const override { return true; }
 
  protected:
@@ -24,12 +25,13 @@ class ActivationOp final : public Op {
     const int64_t chunk = 16384, per = (img + chunk - 1) / chunk;
     parallel_for(N * per, threads_, [&](int64_t job) {
       const int64_t n = job / per, b = (job % per) * chunk;
-      apply_activation(a_, out.image(n) + b, std::min(chunk, img - b));
+      apply_activation(a_, out.image(n) + b, std::min(chunk, img - b), isa_);
     });
   }
 
  private:
   Activation a_;
+  Isa isa_;
   int threads_;
 };
 
@@ -67,12 +69,12 @@ void ActivationLayer::save(StateDict& sd) const {
   sd.add_float(key("zero"), z);
 }
 
-std::unique_ptr<Op> ActivationLayer::make_op(const Shape& in, const EngineOptions&) const {
-  return make_activation_op(act_, in);
+std::unique_ptr<Op> ActivationLayer::make_op(const Shape& in, const EngineOptions& opt) const {
+  return make_activation_op(act_, in, opt.backend == Backend::Reference ? Isa::Generic : opt.isa);
 }
 
-std::unique_ptr<Op> make_activation_op(const Activation& act, const Shape& in) {
-  auto op = std::make_unique<ActivationOp>(act);
+std::unique_ptr<Op> make_activation_op(const Activation& act, const Shape& in, Isa isa) {
+  auto op = std::make_unique<ActivationOp>(act, isa);
   op->in_shape = op->out_shape = in;
   return op;
 }

@@ -32,6 +32,6 @@ class ActivationLayer : public Layer {
 };
 
 // An in-place op applying `act` to every element.
-std::unique_ptr<Op> make_activation_op(const Activation& act, const Shape& in);
+std::unique_ptr<Op> make_activation_op(const Activation& act, const Shape& in, Isa isa = Isa::Auto);
 
 }  // namespace npcore

@@ -122,6 +122,8 @@ std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) c
   spec.bias = folded_bias_.empty() ? nullptr : folded_bias_.data();
   spec.act = act_;
   spec.allow_winograd = opt.winograd;
+  spec.precision = opt.precision;
+  spec.isa = opt.isa;
   auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in));
   op->in_shape = in;
   op->out_shape = output_shape(in);

@@ -7,9 +7,7 @@
 #include "engine/error.h"
 #include "engine/parallel.h"
 
-#if defined(__AVX512F__)
-#include "engine/intrinsics.h"
-#endif
+#include "engine/native/kernels.h"
 
 namespace npcore {
 namespace {
@@ -24,58 +22,25 @@ int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t 
   return out;
 }
 
-// max(a, b) that returns NaN when either is NaN, as PyTorch's max pooling does.
-#if defined(__AVX512F__)
-inline __m512 max_nan(__m512 a, __m512 b) {
-  const __mmask16 nan = _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q);
-  return _mm512_mask_add_ps(_mm512_max_ps(a, b), nan, a, b);
-}
-
-// The VGG case, kernel 2 stride 2 without padding: per output row, two input rows are reduced
-// vertically, then even and odd columns horizontally (32 inputs -> 16 outputs per step).
-void max_pool_2x2(const float* x, float* y, int64_t H, int64_t W, int64_t OH, int64_t OW) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-  for (int64_t oh = 0; oh < OH; ++oh) {
-    const float* r0 = x + 2 * oh * W;
-    const float* r1 = r0 + W;
-    float* o = y + oh * OW;
-    int64_t ow = 0;
-    for (; ow + 16 <= OW && 2 * ow + 32 <= W; ow += 16) {
-      const __m512 lo = max_nan(_mm512_loadu_ps(r0 + 2 * ow), _mm512_loadu_ps(r1 + 2 * ow));
-      const __m512 hi = max_nan(_mm512_loadu_ps(r0 + 2 * ow + 16), _mm512_loadu_ps(r1 + 2 * ow + 16));
-      _mm512_storeu_ps(o + ow, max_nan(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi)));
-    }
-    for (; ow < OW; ++ow) {
-      float m = r0[2 * ow];
-      for (float v : {r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]})
-        if (v > m || std::isnan(v)) m = v;
-      y[oh * OW + ow] = m;
-    }
-  }
-  (void)H;
-}
-#endif
-
 class MaxPoolOp final : public Op {
  public:
-  explicit MaxPoolOp(const MaxPool2dParams& p) : p_(p), threads_(planned_threads()) {}
+  // kernels: the ISA's vector kernels, or null for the portable loop (the reference backend's).
+  MaxPoolOp(const MaxPool2dParams& p, const native::Kernels* kernels)
+      : p_(p), kernels_(kernels), threads_(planned_threads()) {}
 
  protected:
   void do_run(const Tensor& in, Tensor& out, float*, RunState*) const override {
     const int64_t N = in.dim(0), C = in.dim(1), H = in.dim(2), W = in.dim(3);
     const int64_t OH = out.dim(2), OW = out.dim(3);
     const MaxPool2dParams p = p_;
-#if defined(__AVX512F__)
-    if (p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 && p.pad_w == 0 &&
+    if (kernels_ && p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 && p.pad_w == 0 &&
         p.dilation_h == 1 && p.dilation_w == 1 && 2 * OH <= H && 2 * OW <= W) {
       parallel_for(N * C, threads_, [&](int64_t j) {
         const int64_t n = j / C, c = j % C;
-        max_pool_2x2(in.image(n) + c * H * W, out.image(n) + c * OH * OW, H, W, OH, OW);
+        kernels_->max_pool_2x2(in.image(n) + c * H * W, out.image(n) + c * OH * OW, H, W, OH, OW);
       });
       return;
     }
-#endif
     parallel_for(N * C, threads_, [&](int64_t j) {
       const int64_t n = j / C, c = j % C;
       {
@@ -105,6 +70,7 @@ class MaxPoolOp final : public Op {
 
  private:
   MaxPool2dParams p_;
+  const native::Kernels* kernels_;
   int threads_;
 };
 
@@ -155,8 +121,8 @@ MaxPool2d::MaxPool2d(std::string name, const MaxPool2dParams& params) : Layer(st
   p_.validate(label());
 }
 
-std::unique_ptr<Op> MaxPool2d::make_op(const Shape& in, const EngineOptions&) const {
-  auto op = std::make_unique<MaxPoolOp>(p_);
+std::unique_ptr<Op> MaxPool2d::make_op(const Shape& in, const EngineOptions& opt) const {
+  auto op = std::make_unique<MaxPoolOp>(p_, opt.backend == Backend::Reference ? nullptr : native::kernels(opt.isa));
   op->in_shape = in;
   op->out_shape = output_shape(in);
   return op;

@@ -10,6 +10,7 @@
 #include "cores/factory.h"
 #include "cores/ref_case.h"
 #include "engine/error.h"
+#include "engine/isa.h"
 #include "tests/test_util.h"
 #include "weights/npy.h"
 #include "npcore/version.h"
@@ -335,7 +336,6 @@ TEST_CASE("cli: command-line mistakes are one line on stderr naming the subcomma
       {"run core.json -w w.safetensors -i x.npy -o y.npy --threads -1", "run", "--threads"},
       {"run core.json -w w.safetensors -i x.npy -o y.npy --bogus", "run", "--bogus"},
       {"check", "check", "prefix is required"},
-      {"info", "info", "file is required"},
       {"convert", "convert", "required"},
       {"bench core.json --runs 0", "bench", "--runs"},
       {"bench core.json --batch " + huge, "bench", "digits"},
@@ -475,3 +475,20 @@ TEST_CASE("cli: the npcore tool was not built (NPCORE_BUILD_TOOLS=OFF)", "[cli]"
 }
 
 #endif
+
+TEST_CASE("cli: info without a file prints the CPU's ISA and the engine's, and --isa is checked", "[cli][isa]") {
+  test::TempDir logs;
+  const test::CmdResult r = test::run_npcore("info", logs);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains(std::string("cpu isa: ") + isa_name(cpu_isa())));
+  CHECK_THAT(r.out, Contains("engine isa: "));
+  const test::CmdResult bad = test::run_npcore("check x.json --isa sse9", logs);
+  CHECK(bad.status == 2);
+  CHECK(bad.err_lines() == 1);
+  CHECK_THAT(bad.err, Contains("--isa") && Contains("sse9"));
+  if (!cpu_supports(Isa::Avx512)) {
+    const test::CmdResult lacking = test::run_npcore("check x.json --isa avx512", logs);
+    CHECK(lacking.status == 2);
+    CHECK_THAT(lacking.err, Contains("avx512") && Contains("not supported by this CPU"));
+  }
+}

@@ -59,14 +59,17 @@ const std::vector<std::string>& reference_cases() {
   return cases;
 }
 
-// Runs every case on one backend, one section each.
-void run_all(Backend backend) {
+// Runs every case on one backend, one section each (the native backend with `isa` and `precision`).
+void run_all(Backend backend, Isa isa = Isa::Auto, Precision precision = Precision::Accurate) {
   const auto& cases = reference_cases();
   REQUIRE(!cases.empty());
   for (const std::string& prefix : cases) {
-    DYNAMIC_SECTION(base_name(prefix) << " on " << backend_name(backend)) {
+    DYNAMIC_SECTION(base_name(prefix) << " on " << backend_name(backend) << " " << isa_name(isa) << " "
+                                      << precision_name(precision)) {
       CaseOptions opt;
       opt.engine.backend = backend;
+      opt.engine.isa = isa;
+      opt.engine.precision = precision;
       CaseResult r;
       try {
         r = run_reference_case(prefix, opt);
@@ -78,7 +81,8 @@ void run_all(Backend backend) {
         detail << "\n    " << c.name << ": max|y-ref| " << c.max_abs_err << ", max|ref| " << c.max_abs_ref
                << ", normalised " << c.normalised << ", bound " << c.bound << (c.pass ? "" : "  FAIL ")
                << c.problem;
-      WARN(base_name(prefix) << " (" << r.kind << ") on " << backend_name(backend) << ": normalised error "
+      WARN(base_name(prefix) << " (" << r.kind << ") on " << backend_name(backend) << " (ISA "
+                             << isa_name(resolve_isa(isa)) << ", " << precision_name(precision) << "): normalised error "
                              << r.worst_normalised << " (" << r.seconds << " s)" << detail.str());
       CHECK(r.pass);
     }
@@ -99,6 +103,22 @@ TEST_CASE("reference cases on the onednn backend", "[ref]") {
 
 TEST_CASE("reference cases on the native backend", "[ref]") {
   run_all(Backend::Native);
+}
+
+// The native backend with every instruction set this CPU runs below its best (the best one ran above),
+// and precision "fast" (Winograd for 5x5 and 7x7 too) with the best; ISAs the CPU lacks are listed.
+TEST_CASE("reference cases on the native backend with each ISA the CPU runs", "[ref][isa]") {
+  for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu_supports(isa)) {
+      WARN("native backend, ISA " << isa_name(isa) << ": not run, this CPU lacks it (it runs up to "
+                                  << isa_name(cpu_isa()) << ")");
+      continue;
+    }
+    if (isa != cpu_isa()) run_all(Backend::Native, isa);
+  }
+}
+TEST_CASE("reference cases on the native backend, precision fast", "[ref][isa]") {
+  run_all(Backend::Native, cpu_isa(), Precision::Fast);
 }
 
 TEST_CASE("all_backends() is covered by the reference-case tests above", "[ref]") {

@@ -70,43 +70,46 @@ TEST_CASE("native Winograd kernel agrees with the reference kernel", "[winograd]
       {1, 32, 16, 3, 40, 7, 0, {ActKind::None}},  // no padding, narrow
       {1, 16, 16, 7, 7, 7, 3, {ActKind::Exp, 1.0f, 2.0f, 0.0f}},  // one tile row of partial tiles
   };
-  for (const WinoCase& c : cases) {
-    Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad);
-    const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 11);
-    const Tensor wt = test::random_tensor(p.weight_shape(), 12, 1.0f / float(c.k * std::sqrt(double(c.ic))));
-    const Tensor b = test::random_tensor({c.oc}, 13, 0.1f);
-    ConvSpec spec{p, wt.data(), b.data(), c.act};
-    const Shape os = p.output_shape(x.shape(), "test");
-    INFO(p.str() << " on " << x.shape().str() << ", " << c.act.str());
-#if defined(__AVX512F__)
-    REQUIRE(winograd_eligible(spec, x.shape()));
-#else
-    // A portable build has no Winograd kernel: native sums directly, which the bounds below cover.
-    CHECK_FALSE(winograd_eligible(spec, x.shape()));
-#endif
-    Tensor ref(os), got(os);
-    conv_once(Backend::Reference, spec, x, ref);
-    conv_once(Backend::Native, spec, x, got);
-    const double err = test::normalised_error(got, ref);
-    CAPTURE(err);
-    // F(2, 7) multiplies float32 rounding by its transforms' range (up to ~5); the bound is the
-    // documented accuracy of the algorithm, a few times what these cases reach.
-    CHECK(err <= (c.k == 7 ? 2e-5 : 5e-6));
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (!cpu_supports(isa)) {
+      WARN("Winograd kernel, ISA " << isa_name(isa) << ": not run on this CPU");
+      continue;
+    }
+    for (const WinoCase& c : cases) {
+      Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad);
+      const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 11);
+      const Tensor wt = test::random_tensor(p.weight_shape(), 12, 1.0f / float(c.k * std::sqrt(double(c.ic))));
+      const Tensor b = test::random_tensor({c.oc}, 13, 0.1f);
+      ConvSpec spec{p, wt.data(), b.data(), c.act};
+      const Shape os = p.output_shape(x.shape(), "test");
+      INFO(isa_name(isa) << ": " << p.str() << " on " << x.shape().str() << ", " << c.act.str());
+      REQUIRE(winograd_eligible(spec, x.shape()));
+      spec.precision = Precision::Fast;  // 5x5 and 7x7 too
+      spec.isa = isa;
+      Tensor ref(os), got(os);
+      conv_once(Backend::Reference, spec, x, ref);
+      conv_once(Backend::Native, spec, x, got);
+      const double err = test::normalised_error(got, ref);
+      CAPTURE(err);
+      // F(2, 7) multiplies float32 rounding by its transforms' range (up to ~5); the bound is the
+      // documented accuracy of the algorithm, a few times what these cases reach.
+      CHECK(err <= (c.k == 7 ? 2e-5 : 5e-6));
 
-    // Strided views: a channel range of a bigger input and output.
-    Tensor big_in({c.n, c.ic + 3, c.h, c.w}), big_out({c.n, c.oc + 5, os[2], os[3]});
-    big_in.channels(2, c.ic).copy_from(x);
-    big_out.fill(NAN);
-    Tensor view_out = big_out.channels(4, c.oc);
-    conv_once(Backend::Native, spec, big_in.channels(2, c.ic), view_out);
-    CHECK(test::normalised_error(view_out, got) == 0.0);
-    CHECK(std::isnan(big_out.channels(0, 4).data()[0]));
+      // Strided views: a channel range of a bigger input and output.
+      Tensor big_in({c.n, c.ic + 3, c.h, c.w}), big_out({c.n, c.oc + 5, os[2], os[3]});
+      big_in.channels(2, c.ic).copy_from(x);
+      big_out.fill(NAN);
+      Tensor view_out = big_out.channels(4, c.oc);
+      conv_once(Backend::Native, spec, big_in.channels(2, c.ic), view_out);
+      CHECK(test::normalised_error(view_out, got) == 0.0);
+      CHECK(std::isnan(big_out.channels(0, 4).data()[0]));
 
-    // allow_winograd = false: direct summation.
-    spec.allow_winograd = false;
-    Tensor direct(os);
-    conv_once(Backend::Native, spec, x, direct);
-    CHECK(test::normalised_error(direct, ref) <= 5e-6);  // float32 sums of up to 3136 terms
+      // allow_winograd = false: direct summation.
+      spec.allow_winograd = false;
+      Tensor direct(os);
+      conv_once(Backend::Native, spec, x, direct);
+      CHECK(test::normalised_error(direct, ref) <= 5e-6);  // float32 sums of up to 3136 terms
+    }
   }
 }
 
@@ -118,6 +121,7 @@ TEST_CASE("native packs subnormal weights as zero without changing results beyon
     Tensor wt = test::random_tensor(p.weight_shape(), 22, 0.05f);
     for (int64_t i = 0; i < wt.numel(); i += 2) wt.data()[i] = (i % 4 ? 1.0f : -1.0f) * 3e-40f;
     ConvSpec spec{p, wt.data(), nullptr, {ActKind::None}};
+    spec.precision = Precision::Fast;  // Winograd for 7x7 too
     Tensor ref(p.output_shape(x.shape(), "test")), got(ref.shape()), direct(ref.shape());
     conv_once(Backend::Reference, spec, x, ref);
     conv_once(Backend::Native, spec, x, got);

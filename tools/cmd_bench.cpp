@@ -236,13 +236,9 @@ void register_bench(CLI::App& app, int& status) {
     const double fraction = peak.gflops > 0 ? gflops / peak.gflops : 0;
     const double rss = bench::peak_rss_mb();
     const double per_image = st.median_ms / double(a.batch);
-    // Whether the native backend may compute eligible convolutions with Winograd (AVX-512 builds only; the
-    // tool is compiled with the library's architecture flags).
-#if defined(__AVX512F__)
-    const bool winograd = opt.backend == Backend::Native && opt.winograd;
-#else
-    const bool winograd = false;
-#endif
+    // Whether the native backend may compute eligible convolutions with Winograd (on the AVX2 and AVX-512
+    // ISAs; opt.isa is resolved by EngineFlags::options()).
+    const bool winograd = opt.backend == Backend::Native && opt.winograd && opt.isa != Isa::Generic;
 
     struct BlockRow {
       std::string name;
@@ -266,6 +262,9 @@ void register_bench(CLI::App& app, int& status) {
                 {"threads", threads},
                 {"backend", backend_name(opt.backend)},
                 {"winograd", winograd},
+                {"isa", isa_name(opt.isa)},
+                {"cpu_isa", isa_name(cpu_isa())},
+                {"precision", precision_name(opt.precision)},
                 {"fused", opt.fuse},
                 {"warmup", a.warmup},
                 {"runs", a.runs},
@@ -297,9 +296,10 @@ void register_bench(CLI::App& app, int& status) {
       }
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("npcore bench %s: %s, %s backend%s, %d thread%s, norms and activations %s\n",
+      std::printf("npcore bench %s: %s, %s backend%s, ISA %s (CPU: %s), precision %s, %d thread%s, norms and activations %s\n",
                   a.config.c_str(), core->type(), backend_name(opt.backend),
-                  opt.backend == Backend::Native && !opt.winograd ? " (no Winograd)" : "", threads,
+                  opt.backend == Backend::Native && !opt.winograd ? " (no Winograd)" : "", isa_name(opt.isa),
+                  isa_name(cpu_isa()), precision_name(opt.precision), threads,
                   threads == 1 ? "" : "s", opt.fuse ? "fused" : "separate");
       if (bc.pretrained_overridden)
         std::printf(
@@ -316,7 +316,8 @@ void register_bench(CLI::App& app, int& status) {
           gflop, gflops, 100 * fraction);
       if (winograd)
         std::printf(
-            "note: the native backend ran its eligible convolutions (stride 1, 3x3/5x5/7x7, >= 16 channels) "
+            "note: the native backend ran its eligible convolutions (stride 1, 3x3, and 5x5/7x7 with --precision "
+            "fast, >= 16 channels) "
             "with Winograd, which does 2.25-3x fewer multiplications: GFLOP/s and %% of peak overstate the "
             "arithmetic done (--no-winograd times direct summation)\n");
       std::printf("FMA peak: %.1f GFLOP/s (%s, %d thread%s, measured by the built-in probe)\n", peak.gflops,

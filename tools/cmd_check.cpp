@@ -93,13 +93,17 @@ void register_check(CLI::App& app, int& status) {
     }
     const size_t n = cases.size();
     if (args->json) {
-      const nlohmann::json out = {{"backend", backend_name(opt.engine.backend)}, {"cases", jcases},
+      const nlohmann::json out = {{"backend", backend_name(opt.engine.backend)}, {"isa", isa_name(opt.engine.isa)},
+                                  {"cpu_isa", isa_name(cpu_isa())}, {"precision", precision_name(opt.engine.precision)},
+                                  {"cases", jcases},
                                   {"passed", n - size_t(failed + errors)}, {"failed", failed},
                                   {"errors", errors}, {"worst_normalised", num(worst)}};
       std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
-      std::printf("%zu case%s on %s: %zu passed, %d failed, %d could not run; worst normalised error %.2e\n", n,
-                n == 1 ? "" : "s", backend_name(opt.engine.backend), n - size_t(failed + errors), failed,
+      std::printf("%zu case%s on %s (ISA %s, CPU %s, precision %s): %zu passed, %d failed, %d could not run; worst "
+                  "normalised error %.2e\n",
+                  n, n == 1 ? "" : "s", backend_name(opt.engine.backend), isa_name(opt.engine.isa),
+                  isa_name(cpu_isa()), precision_name(opt.engine.precision), n - size_t(failed + errors), failed,
                   errors, worst);
     }
     status = (failed || errors) ? 1 : 0;

@@ -1,7 +1,10 @@
 // npcore info FILE: lists the tensors of a weights or io file (safetensors, torch.save checkpoint) or the
 // array of a .npy file, from their headers: no tensor data is copied, gathered or decompressed.
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
+
+#include "engine/isa.h"
 
 #include "tools/commands.h"
 #include "weights/mapped_file.h"
@@ -25,17 +28,32 @@ void register_info(CLI::App& app, int& status) {
       "info",
       "List the tensors (name, dtype, shape) of a weights or io file (.safetensors, or a torch.save "
       "checkpoint such as .pth), or the array of a NumPy .npy file. Only headers are read: tensor data is "
-      "not copied, decompressed or checked.");
+      "not copied, decompressed or checked. Without a file: the CPU's instruction set and the one the "
+      "engine's native kernels use (NPCORE_ISA lowers it).");
   cmd->add_option("file", *file,
-                  "A .safetensors file, a torch.save checkpoint (.pth, .pt, .bin) or a .npy array")
-      ->required();
+                  "A .safetensors file, a torch.save checkpoint (.pth, .pt, .bin) or a .npy array");
   cmd->add_flag("--json", *as_json,
                 "Print one JSON object: file, format, tensors (name, dtype, shape), bytes of data (and "
-                "metadata of a safetensors file)");
+                "metadata of a safetensors file); without a file: cpu_isa, engine_isa, kernels");
   cmd->callback([file, as_json, &status] {
     auto print_json = [](const nlohmann::json& j) {
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     };
+    if (file->empty()) {
+      const bool forced = std::getenv("NPCORE_ISA") && *std::getenv("NPCORE_ISA");
+      if (*as_json) {
+        print_json({{"cpu_isa", isa_name(cpu_isa())},
+                    {"engine_isa", isa_name(resolve_isa(Isa::Auto))},
+                    {"forced_by_NPCORE_ISA", forced},
+                    {"kernels", {"generic", "avx2", "avx512"}}});
+      } else {
+        std::printf("cpu isa: %s\n", isa_name(cpu_isa()));
+        std::printf("engine isa: %s%s\n", isa_name(resolve_isa(Isa::Auto)), forced ? " (NPCORE_ISA)" : "");
+        std::printf("kernels built: generic, avx2, avx512 (chosen at run time)\n");
+      }
+      status = 0;
+      return;
+    }
     {
       auto mapped = MappedFile::open(*file);
       if (sniff_file_kind(mapped->data(), mapped->size()) == FileKind::Npy) {

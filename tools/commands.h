@@ -26,6 +26,8 @@ struct EngineFlags {
   int threads = 0;
   bool no_fuse = false;
   bool no_winograd = false;
+  std::string isa = "auto";
+  std::string precision = "accurate";
   void add_to(CLI::App* cmd, bool with_fuse = true);
   EngineOptions options() const;  // validates
 };

@@ -15,14 +15,22 @@ void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
   cmd->add_option(
          "--backend", backend,
          "Convolution kernel: native (default, fastest: the engine's own Winograd and direct kernels "
-         "in a build with AVX-512; without AVX-512 it runs gemm), onednn, gemm (im2col + Eigen) or "
-         "reference (direct loops, the oracle)")
+         "for AVX2 or AVX-512, chosen at run time; on the generic ISA it runs gemm), onednn, gemm "
+         "(im2col + Eigen) or reference (direct loops, the oracle)")
       ->capture_default_str();
   cmd->add_option("--threads", threads, "OpenMP threads, 0 to 1024 (default 0: all cores)")
       ->check(thread_count_check());
   if (with_fuse) cmd->add_flag("--no-fuse", no_fuse, "Run norms and activations as separate layers");
   cmd->add_flag("--no-winograd", no_winograd,
-                "native backend: sum every convolution directly (no Winograd F(2x2, r x r) for 3x3/5x5/7x7)");
+                "native backend: sum every convolution directly (no Winograd F(2x2, r x r))");
+  cmd->add_option("--isa", isa,
+                  "Instruction set of the vector kernels: auto (default: NPCORE_ISA if set, else the CPU's "
+                  "best), avx512, avx2 or generic (portable C++); one the CPU lacks is an error")
+      ->capture_default_str();
+  cmd->add_option("--precision", precision,
+                  "accurate (default: Winograd only for 3x3, at least as exact as PyTorch float32) or fast "
+                  "(also Winograd F(2x2, 5x5) and F(2x2, 7x7): faster, 2-4x the error; docs/ACCURACY.md)")
+      ->capture_default_str();
 }
 
 EngineOptions EngineFlags::options() const {
@@ -31,6 +39,8 @@ EngineOptions EngineFlags::options() const {
   o.threads = threads;
   o.fuse = !no_fuse;
   o.winograd = !no_winograd;
+  o.isa = resolve_isa(parse_isa(isa, "--isa"));
+  o.precision = parse_precision(precision, "--precision");
   return o;
 }
 

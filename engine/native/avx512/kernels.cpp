@@ -1,0 +1,47 @@
+// The AVX-512 kernels: the algorithm templates of engine/native/common/ instantiated with this ISA's vector
+// traits, inside namespace npcore::native::avx512. Compiled with this ISA's target flags (CMakeLists.txt);
+// only called after CPUID said the CPU has them (engine/native/dispatch.cpp).
+#include "engine/native/avx512/vec.h"
+
+#define NPCORE_ISA_NS avx512
+#include "engine/native/common/direct_conv.h"
+#include "engine/native/common/max_pool.h"
+#include "engine/native/common/simd_math.h"
+#include "engine/native/common/winograd_conv.h"
+
+namespace npcore::native::avx512 {
+namespace {
+
+// Register budget (32 vector registers): direct conv 8 channels x 3 vectors; Winograd GEMM
+// 8 channels x 3 vectors, and 16 x 1 for 7x7 kernels.
+constexpr int kDirectOcb = 8, kWinoOcb = 8, kWinoVecs = 3, kWinoOcbBig = 16;
+
+std::unique_ptr<ConvKernel> make_direct(const ConvSpec& spec, const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new DirectConv<Vec, kDirectOcb>(spec, in));
+}
+std::unique_ptr<ConvKernel> make_winograd(const ConvSpec& spec, const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new WinogradConv<Vec, kWinoOcb, kWinoVecs, kWinoOcbBig>(spec, in));
+}
+
+}  // namespace
+
+const Kernels& table() {
+  static const Kernels k = [] {
+    Kernels t;
+    t.isa = Isa::Avx512;
+    t.lanes = Vec::W;
+    t.direct_ocb = kDirectOcb;
+    t.winograd_ocb = kWinoOcb;
+    t.winograd_vecs = kWinoVecs;
+    t.winograd_ocb_big = kWinoOcbBig;
+    t.winograd_vecs_big = 1;
+    t.direct = &make_direct;
+    t.winograd = &make_winograd;
+    t.activation = &activation<Vec>;
+    t.max_pool_2x2 = &max_pool_2x2<Vec>;
+    return t;
+  }();
+  return k;
+}
+
+}  // namespace npcore::native::avx512

@@ -1,0 +1,182 @@
+// The register-blocked direct convolution (stride 1, groups 1, any kernel size, padding and dilation) on
+// plain NCHW in and out, over vector traits V (see simd_math.h). Vectorised along the output row: one
+// micro-tile holds OCB output channels x (PW x W) output pixels of one row in PW*OCB accumulators; for
+// every (input channel, kh, kw) it loads PW input vectors (the row shifted by kw), broadcasts OCB weights
+// and issues OCB*PW FMAs. The input is first copied into a zero-bordered buffer (so the inner loop has no
+// edge cases), the epilogue adds the bias and applies the activation in registers, and nothing is
+// allocated per run.
+#pragma once
+#include <cstring>
+
+#include "engine/native/common/simd_math.h"
+#include "engine/parallel.h"
+
+namespace npcore::native::NPCORE_ISA_NS {
+
+template <class V, int OCB>
+class DirectConv final : public ConvKernel {
+ public:
+  static constexpr int W = V::W;
+
+  DirectConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
+    out_ = p_.output_shape(in, "native conv");
+    const int64_t KH = p_.kernel_h, KW = p_.kernel_w;
+    wpack_ = pack_direct_weights(spec, OCB, &blocks_);
+    epilogue_ = Epilogue<V>(spec.act, spec.bias, p_.out_channels, blocks_ * OCB);
+    // Padded input plane: rows cover every row a kernel tap reads; a row is wide enough for the last
+    // vector load of the last tile plus the kernel's reach, rounded to 16 floats.
+    const int64_t OW = out_[3];
+    rows_ = in[2] + 2 * p_.pad_h;
+    if ((out_[2] - 1) + (KH - 1) * p_.dilation_h + 1 > rows_) rows_ = (out_[2] - 1) + (KH - 1) * p_.dilation_h + 1;
+    int64_t row = (OW + W - 1) / W * W + (KW - 1) * p_.dilation_w;
+    if (in[3] + 2 * p_.pad_w > row) row = in[3] + 2 * p_.pad_w;
+    row_ = (row + 15) / 16 * 16;
+    threads_ = planned_threads();
+  }
+
+  Backend backend() const override { return Backend::Native; }
+  // Overridden here so that no function of npcore's own namespace is compiled for this ISA.
+  std::unique_ptr<RunState> make_state() const override { return nullptr; }
+  size_t scratch_floats() const override { return size_t(p_.in_channels * rows_ * row_); }
+
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+    check_run_shapes(Backend::Native, p_, in_, out_, in, out);
+    for (int64_t n = 0; n < in_[0]; ++n) {
+      pad_image(in.image(n), scratch);
+      const int64_t jobs = out_[2] * blocks_;
+      float* y = out.image(n);
+      // Rows outermost: a thread's jobs cover whole rows, so its input rows stay in its cache.
+      parallel_for(jobs, threads_, [&](int64_t j) { row_job(scratch, y, j / blocks_, j % blocks_); });
+    }
+  }
+
+ private:
+  // x [IC, H, W] -> buf [rows_, IC, row_]: padded rows, and within a row all input channels one after
+  // another, so that a tile's loop over (kh, ic, kw) walks memory forwards. Zeros around the image.
+  void pad_image(const float* x, float* buf) const {
+    const int64_t IC = p_.in_channels, H = in_[2], Wd = in_[3];
+    parallel_for(rows_, threads_, [&](int64_t r) {
+      float* b = buf + r * IC * row_;
+      const int64_t h = r - p_.pad_h;
+      if (h < 0 || h >= H) {
+        std::memset(b, 0, sizeof(float) * size_t(IC * row_));
+        return;
+      }
+      for (int64_t c = 0; c < IC; ++c) {
+        float* d = b + c * row_;
+        std::memset(d, 0, sizeof(float) * size_t(p_.pad_w));
+        std::memcpy(d + p_.pad_w, x + (c * H + h) * Wd, sizeof(float) * size_t(Wd));
+        std::memset(d + p_.pad_w + Wd, 0, sizeof(float) * size_t(row_ - p_.pad_w - Wd));
+      }
+    });
+  }
+
+  // Output row oh of channels [OCB b, OCB b + OCB), in tiles of 3 vectors; a remainder of one vector
+  // becomes two tiles of 2 (a 1-vector tile runs at a third of the FMA rate), the last tile masked.
+  void row_job(const float* buf, float* y, int64_t oh, int64_t b) const {
+    const int64_t OW = out_[3], vecs = (OW + W - 1) / W, last = OW - W * (vecs - 1);
+    int64_t threes = vecs / 3, twos = 0, ones = 0;
+    if (vecs % 3 == 2) {
+      twos = 1;
+    } else if (vecs % 3 == 1) {
+      if (threes > 0) {
+        --threes;
+        twos = 2;
+      } else {
+        ones = 1;
+      }
+    }
+    int64_t ow = 0;
+    for (int64_t t = 0; t < threes; ++t, ow += 3 * W) tile<3>(buf, y, oh, b, ow, twos || ones || t + 1 < threes ? W : last);
+    for (int64_t t = 0; t < twos; ++t, ow += 2 * W) tile<2>(buf, y, oh, b, ow, t + 1 < twos ? W : last);
+    if (ones) tile<1>(buf, y, oh, b, ow, last);
+  }
+
+  template <int PW>
+  void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    switch (p_.kernel_w) {  // a compile-time kernel width unrolls the innermost loop
+      case 1: tile_k<PW, 1>(buf, y, oh, b, ow, last); break;
+      case 3: tile_k<PW, 3>(buf, y, oh, b, ow, last); break;
+      case 5: tile_k<PW, 5>(buf, y, oh, b, ow, last); break;
+      case 7: tile_k<PW, 7>(buf, y, oh, b, ow, last); break;
+      case 9: tile_k<PW, 9>(buf, y, oh, b, ow, last); break;
+      default: tile_k<PW, 0>(buf, y, oh, b, ow, last); break;
+    }
+  }
+
+  // OCB channels x PW*W pixels starting at (oh, ow); the last vector stores only `last` lanes. KW_ is the
+  // kernel width if known at compile time, else 0.
+  template <int PW, int KW_>
+  void tile_k(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
+    const int64_t dh = p_.dilation_h, dw = p_.dilation_w;
+    typename V::reg acc[OCB][PW];
+#pragma GCC unroll 8
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < PW; ++q) acc[o][q] = V::zero();
+    // Two-level summation for accuracy: the registers sum at most kChunk input channels of one kernel row
+    // (kChunk * KW terms), then are added to a running total in L1 and restart from zero. One long
+    // chain of IC * KH * KW float32 additions would have several times the rounding error of PyTorch's
+    // blocked sums (docs/ACCURACY.md); the flushes cost OCB * PW loads, adds and stores per chunk.
+    constexpr int64_t kChunk = 16;
+    alignas(64) float total[OCB][PW * W];
+    bool first = true;
+    const float* w = wpack_.get() + size_t(b) * size_t(IC * KH * KW * OCB);
+    for (int64_t kh = 0; kh < KH; ++kh) {
+      const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
+      for (int64_t ic0 = 0; ic0 < IC; ic0 += kChunk) {
+        const int64_t ic1 = ic0 + kChunk < IC ? ic0 + kChunk : IC;
+        for (int64_t ic = ic0; ic < ic1; ++ic) {
+          const float* r = row + ic * row_;
+#pragma GCC unroll 9
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+        }
+        if (kh + 1 == KH && ic1 == IC) break;  // the last chunk stays in registers
+#pragma GCC unroll 8
+        for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+          for (int q = 0; q < PW; ++q) {
+            float* t = &total[o][W * q];
+            V::store(t, first ? acc[o][q] : V::add(V::load(t), acc[o][q]));
+            acc[o][q] = V::zero();
+          }
+        first = false;
+      }
+    }
+    if (!first) {
+#pragma GCC unroll 8
+      for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+        for (int q = 0; q < PW; ++q) acc[o][q] = V::add(V::load(&total[o][W * q]), acc[o][q]);
+    }
+    // Epilogue: bias and activation in registers, then the store (masked for the row's tail).
+    const int64_t OC = p_.out_channels, OHW = out_[2] * out_[3];
+    const auto tail = V::mask_first(last);
+#pragma GCC unroll 8
+    for (int o = 0; o < OCB; ++o) {
+      const int64_t oc = b * OCB + o;
+      if (oc >= OC) break;
+      float* dst = y + oc * OHW + oh * out_[3] + ow;
+      const auto sin = epilogue_.shift(oc);
+#pragma GCC unroll 3
+      for (int q = 0; q < PW; ++q) {
+        const auto v = epilogue_.apply(acc[o][q], sin);
+        if (q + 1 < PW)
+          V::store(dst + W * q, v);
+        else
+          V::store_mask(dst + W * q, tail, v);
+      }
+      epilogue_.finish(dst, W * (PW - 1) + last);
+    }
+  }
+
+  Conv2dParams p_;
+  Shape in_, out_;
+  int64_t blocks_ = 0, rows_ = 0, row_ = 0;
+  AlignedBuffer wpack_;
+  Epilogue<V> epilogue_;
+  int threads_ = 1;
+};
+
+}  // namespace npcore::native::NPCORE_ISA_NS

@@ -1,0 +1,140 @@
+// Vector transcendental functions, activations, the conv epilogue and the register-tile FMA step, written
+// once over a vector-traits type V (engine/native/<isa>/vec.h). Included only by a per-ISA kernels.cpp,
+// after it defines NPCORE_ISA_NS (its namespace): every function here then belongs to that ISA.
+#pragma once
+#ifndef NPCORE_ISA_NS
+#error "engine/native/common/*.h are included by engine/native/<isa>/kernels.cpp only"
+#endif
+#include <cstdint>
+
+#include "engine/activation.h"
+#include "engine/native/kernels.h"
+
+namespace npcore::native::NPCORE_ISA_NS {
+
+#define NPCORE_INLINE inline __attribute__((always_inline))
+
+// 2^n * (1 + p) - 1 split so that neither the small nor the large range loses bits:
+//   x = n ln2 + r, |r| <= ln2/2;  expm1(x) = 2^n expm1(r) + (2^n - 1).
+// expm1(r) by its Taylor series to degree 9 (error < 2e-10 relative on |r| <= 0.347).
+template <class V>
+NPCORE_INLINE typename V::reg expm1_ps(typename V::reg x) {
+  x = V::max(V::set1(-88.0f), V::min(V::set1(88.0f), x));  // x second: a NaN passes through
+  const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  auto r = V::fnmadd(n, V::set1(0.693145751953125f), x);  // ln2 high part (exact product)
+  r = V::fnmadd(n, V::set1(1.428606765330187045e-06f), r);  // ln2 low part
+  auto p = V::set1(1.0f / 362880.0f);
+  p = V::fmadd(p, r, V::set1(1.0f / 40320.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 5040.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 720.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 120.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 24.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 6.0f));
+  p = V::fmadd(p, r, V::set1(0.5f));
+  p = V::mul(V::mul(p, r), r);
+  p = V::add(p, r);  // expm1(r)
+  const auto two_n = V::ldexp(V::set1(1.0f), n);
+  return V::fmadd(two_n, p, V::sub(two_n, V::set1(1.0f)));
+}
+
+// exp(x) = 2^n (1 + expm1(r)); ldexp reaches the subnormal range below x = -87.3.
+template <class V>
+NPCORE_INLINE typename V::reg exp_ps(typename V::reg x) {
+  const auto hi = V::set1(88.7228f);
+  const auto over = V::gt(x, hi);
+  x = V::max(V::set1(-104.0f), V::min(hi, x));
+  const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  auto r = V::fnmadd(n, V::set1(0.693145751953125f), x);
+  r = V::fnmadd(n, V::set1(1.428606765330187045e-06f), r);
+  auto p = V::set1(1.0f / 5040.0f);
+  p = V::fmadd(p, r, V::set1(1.0f / 720.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 120.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 24.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 6.0f));
+  p = V::fmadd(p, r, V::set1(0.5f));
+  p = V::fmadd(p, r, V::set1(1.0f));
+  p = V::fmadd(p, r, V::set1(1.0f));
+  return V::select(over, V::ldexp(p, n), V::set1(__builtin_inff()));
+}
+
+// Whether act_ps computes this activation (the others fall back to the scalar loop).
+inline bool vectorised(const Activation& a) {
+  return a.kind == ActKind::None || a.kind == ActKind::ELU || a.kind == ActKind::ReLU ||
+         a.kind == ActKind::Sigmoid || a.kind == ActKind::Exp;
+}
+
+// y = f(x - shift_in) + shift_out for the vectorised kinds; shift_in already includes any bias.
+template <class V>
+NPCORE_INLINE typename V::reg act_ps(const Activation& a, typename V::reg x, typename V::reg shift_in,
+                                     typename V::reg shift_out) {
+  const auto v = V::sub(x, shift_in);
+  typename V::reg y;
+  switch (a.kind) {
+    case ActKind::ELU: y = V::select(V::gt(v, V::zero()), V::mul(V::set1(a.alpha), expm1_ps<V>(v)), v); break;
+    case ActKind::ReLU: y = V::max(V::zero(), v); break;  // v second: NaN passes
+    case ActKind::Sigmoid: y = V::div(V::set1(1.0f), V::add(V::set1(1.0f), exp_ps<V>(V::sub(V::zero(), v)))); break;
+    case ActKind::Exp: y = exp_ps<V>(v); break;
+    default: y = v; break;
+  }
+  return V::add(y, shift_out);
+}
+
+template <class V>
+void activation(const Activation& a, float* x, int64_t n) {
+  if (!vectorised(a)) {
+    apply_activation_scalar(a, x, n);
+    return;
+  }
+  const auto sin = V::set1(a.in_shift), sout = V::set1(a.out_shift);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(x + i, act_ps<V>(a, V::load(x + i), sin, sout));
+  if (i < n) {
+    const auto m = V::mask_first(n - i);
+    V::store_mask(x + i, m, act_ps<V>(a, V::loadz(m, x + i), sin, sout));
+  }
+}
+
+// The end of a native conv kernel: y = f(acc + bias[oc] - in_shift) + out_shift. Vectorised activations
+// run on the accumulators; for the others the bias goes in as a subtraction of (in_shift - bias) and the
+// scalar loop applies f to the stored values.
+template <class V>
+class Epilogue {
+ public:
+  Epilogue() = default;
+  // `bias` may be null; `channels` is padded to `padded` with the activation's in_shift.
+  Epilogue(const Activation& act, const float* bias, int64_t channels, int64_t padded)
+      : act_(act), vector_(vectorised(act)), shift_(epilogue_shifts(act, bias, channels, padded)) {
+    scalar_ = act;
+    scalar_.in_shift = 0.0f;
+  }
+  typename V::reg shift(int64_t oc) const { return V::set1(shift_[oc]); }
+  NPCORE_INLINE typename V::reg apply(typename V::reg acc, typename V::reg shift) const {
+    return vector_ ? act_ps<V>(act_, acc, shift, V::set1(act_.out_shift)) : V::sub(acc, shift);
+  }
+  // After storing n values of one channel at dst: the activation, if apply() could not.
+  void finish(float* dst, int64_t n) const {
+    if (!vector_) apply_activation_scalar(scalar_, dst, n);
+  }
+
+ private:
+  Activation act_, scalar_;
+  bool vector_ = false;
+  AlignedBuffer shift_;  // per output channel: in_shift - bias
+};
+
+// The register-tile step: acc[o][q] += w[o] * x[W q .. W q + W) for OCB broadcast weights and NV vectors
+// of x (an outer product; OCB*NV FMAs per OCB + NV loads).
+template <class V, int OCB, int NV>
+NPCORE_INLINE void outer_fma(typename V::reg (&acc)[OCB][NV], const float* w, const float* x) {
+  typename V::reg xv[NV];
+#pragma GCC unroll 4
+  for (int q = 0; q < NV; ++q) xv[q] = V::load(x + V::W * q);
+#pragma GCC unroll 16
+  for (int o = 0; o < OCB; ++o) {
+    const auto wv = V::set1(w[o]);
+#pragma GCC unroll 4
+    for (int q = 0; q < NV; ++q) acc[o][q] = V::fmadd(wv, xv[q], acc[o][q]);
+  }
+}
+
+}  // namespace npcore::native::NPCORE_ISA_NS

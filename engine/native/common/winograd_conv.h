@@ -1,0 +1,293 @@
+// Winograd F(2x2, r x r) convolution over vector traits V (see simd_math.h), vectorised across W output
+// tiles of one tile row at a time. Per image, per block of up to VECS*W tiles of one tile row:
+//   input transform   V[p][ic][t] = (B^T d_t,ic B)[p]        p < alpha^2, d an alpha x alpha input patch
+//   alpha^2 GEMMs      M[p][oc][t] = sum_ic U[p][oc][ic] V[p][ic][t]     U = G g G^T, made at creation
+//   output transform  y_t,oc = A^T M[.][oc][t] A (2 x 2 pixels), + bias, activation, store
+// The weights' transform happens once; the run allocates nothing (per-thread V and M live in scratch).
+#pragma once
+#include <omp.h>
+
+#include <array>
+
+#include "engine/native/common/simd_math.h"
+#include "engine/parallel.h"
+#include "engine/winograd.h"
+
+namespace npcore::native::NPCORE_ISA_NS {
+
+// acc + c v for a coefficient c that is a compile-time constant once the caller's loops unroll: zero
+// terms vanish and +-1 terms become an addition or a subtraction.
+template <class V>
+NPCORE_INLINE typename V::reg cfma(float c, typename V::reg v, typename V::reg acc) {
+  if (c == 0.0f) return acc;
+  if (c == 1.0f) return V::add(acc, v);
+  if (c == -1.0f) return V::sub(acc, v);
+  return V::fmadd(V::set1(c), v, acc);
+}
+
+// The GEMM micro-tile is OCB output channels x VECS tile vectors (OCB*VECS accumulators). For alpha 8
+// (7x7 kernels) V and M of a block would not fit a core's L2 with U, so the block is one tile vector
+// (OCB_BIG x 1).
+template <class V, int OCB, int VECS, int OCB_BIG>
+class WinogradConv final : public ConvKernel {
+ public:
+  static constexpr int W = V::W;
+  using reg = typename V::reg;
+  using mask = typename V::mask;
+
+  WinogradConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
+    out_ = p_.output_shape(in, "winograd conv");
+    a_ = int(p_.kernel_h) + 1;  // 4, 6 or 8: make_native_conv checked winograd_eligible
+    P_ = a_ * a_;
+    IC_ = p_.in_channels;
+    OC_ = p_.out_channels;
+    ocb_ = a_ >= 8 ? OCB_BIG : OCB;
+    vecs_ = a_ >= 8 ? 1 : VECS;
+    u_ = pack_winograd_weights(spec, ocb_, &blocks_);
+    epilogue_ = Epilogue<V>(spec.act, spec.bias, OC_, blocks_ * ocb_);
+    TH_ = (out_[2] + 1) / 2;
+    TW_ = (out_[3] + 1) / 2;
+    const int64_t tw_vecs = (TW_ + W - 1) / W;
+    row_blocks_ = (tw_vecs + vecs_ - 1) / vecs_;
+    threads_ = planned_threads();
+  }
+
+  Backend backend() const override { return Backend::Native; }
+  // Overridden here so that no function of npcore's own namespace is compiled for this ISA.
+  std::unique_ptr<RunState> make_state() const override { return nullptr; }
+
+  // One thread's V and M.
+  size_t thread_floats() const {
+    return round_floats(size_t(IC_) * size_t(stride())) + round_floats(size_t(blocks_ * ocb_) * size_t(stride()));
+  }
+  size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
+
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+    check_run_shapes(Backend::Native, p_, in_, out_, in, out);
+    for (int64_t n = 0; n < in_[0]; ++n) {
+      const float* x = in.image(n);
+      float* y = out.image(n);
+      parallel_for(TH_ * row_blocks_, threads_, [&](int64_t j) {
+        block(x, y, j / row_blocks_, j % row_blocks_, scratch + omp_get_thread_num() * thread_floats());
+      });
+    }
+  }
+
+ private:
+  // V is [IC][P][T] and M is [OC][P][T] (T = tiles per block): the input transform writes one input
+  // channel's alpha^2 points contiguously, the output transform reads one output channel's contiguously,
+  // and the GEMM for point p walks V and M with a stride of one channel. That stride is a cache line more
+  // than P*T floats: a multiple of 4 KiB would put every channel of a point in the same L1 set.
+  int64_t stride() const { return P_ * vecs_ * W + 16; }
+
+  // Tile row ty, tiles [W vecs_ rb, W vecs_ (rb + 1)) of it; x is one image [IC, H, W].
+  void block(const float* x, float* y, int64_t ty, int64_t rb, float* scratch) const {
+    const int64_t tw_vecs = (TW_ + W - 1) / W;
+    const int64_t v0 = rb * vecs_, nv = tw_vecs - v0 < vecs_ ? tw_vecs - v0 : vecs_;
+    const int64_t T = vecs_ * W;  // V and M rows hold a whole block even when fewer tiles are used
+    float* Vb = scratch;                                                 // [IC][P][T]
+    float* M = scratch + round_floats(size_t(IC_) * size_t(stride()));  // [OC][P][T]
+    for (int64_t v = 0; v < nv; ++v) {
+      // Which lanes of the two loads per column offset j fall inside the image (zero padding outside).
+      mask lo[8], hi[8];
+      for (int j = 0; j < a_; ++j) {
+        const int64_t c0 = 2 * W * (v0 + v) + j - p_.pad_w;  // image column of lane 0 of the low load
+        lo[j] = lane_mask(c0);
+        hi[j] = lane_mask(c0 + W);
+      }
+      for (int64_t ic = 0; ic < IC_; ++ic) {
+        float* dst = Vb + ic * stride() + v * W;
+        switch (a_) {
+          case 4: input_transform<4>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
+          case 6: input_transform<6>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
+          default: input_transform<8>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
+        }
+      }
+    }
+    for (int p = 0; p < P_; ++p)
+      for (int64_t b = 0; b < blocks_; ++b) {
+        const float* u = u_.get() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
+        const float* vp = Vb + size_t(p) * size_t(T);
+        float* mp = M + size_t(b * ocb_) * size_t(stride()) + size_t(p) * size_t(T);
+        if (a_ >= 8)
+          gemm<OCB_BIG, 1>(u, vp, mp);
+        else if (VECS >= 3 && nv == 3)
+          gemm<OCB, (VECS >= 3 ? 3 : 1)>(u, vp, mp);
+        else if (VECS >= 2 && nv == 2)
+          gemm<OCB, (VECS >= 2 ? 2 : 1)>(u, vp, mp);
+        else
+          gemm<OCB, 1>(u, vp, mp);
+      }
+    for (int64_t v = 0; v < nv; ++v)
+      for (int64_t oc = 0; oc < OC_; ++oc) {
+        const float* src = M + oc * stride() + v * W;
+        switch (a_) {
+          case 4: output_transform<4>(src, T, y, ty, (v0 + v) * W, oc); break;
+          case 6: output_transform<6>(src, T, y, ty, (v0 + v) * W, oc); break;
+          default: output_transform<8>(src, T, y, ty, (v0 + v) * W, oc); break;
+        }
+      }
+  }
+
+  // out[k] = sum_j BT[k][j] in[j] for k < A. The interpolation points come in pairs +p, -p (rows 2q-1 and
+  // 2q of B^T), whose rows differ only in the sign of their odd-j coefficients: with E and O the sums over
+  // even and odd j of the +p row, the two rows are E + O and E - O, which saves a third of the FMAs.
+  template <int A>
+  NPCORE_INLINE void bt_rows(const reg (&in)[A], reg (&out)[A]) const {
+    constexpr std::array<float, A * A> bt = WinogradConst<A>::BT;
+    auto dot = [&](int k, int j0, int step) __attribute__((always_inline)) {
+      reg s = V::zero();
+      bool first = true;
+#pragma GCC unroll 8
+      for (int j = j0; j < A; j += step) {
+        const float c = bt[size_t(k * A + j)];
+        if (c == 0.0f) continue;
+        if (c == 1.0f)
+          s = first ? in[j] : V::add(s, in[j]);
+        else if (c == -1.0f)
+          s = first ? V::sub(V::zero(), in[j]) : V::sub(s, in[j]);
+        else
+          s = first ? V::mul(V::set1(c), in[j]) : V::fmadd(V::set1(c), in[j], s);
+        first = false;
+      }
+      return s;
+    };
+    out[0] = dot(0, 0, 1);
+    out[A - 1] = dot(A - 1, 0, 1);
+#pragma GCC unroll 4
+    for (int k = 1; k + 1 < A; k += 2) {
+      const reg e = dot(k, 0, 2), o = dot(k, 1, 2);
+      out[k] = V::add(e, o);
+      out[k + 1] = V::sub(e, o);
+    }
+  }
+
+  // Lanes e of a W-float load starting at image column c with 0 <= c + e < width.
+  mask lane_mask(int64_t c) const {
+    int64_t first = -c, last = in_[3] - c;
+    if (first < 0) first = 0;
+    if (last > W) last = W;
+    if (first >= last) return V::mask_range(0, 0);
+    return V::mask_range(first, last);
+  }
+
+  // W tiles (tx0 .. tx0+W-1) of tile row ty, input channel ic of the image x [IC, H, W]:
+  // V[p] = (B^T d B)[p] for each tile, written to v + p * p_stride (W floats each). Padding is read as
+  // zeros: rows outside the image are skipped and columns outside it are masked out of the loads (masked
+  // lanes never touch memory). A = alpha, known at compile time so that every loop unrolls.
+  template <int A>
+  void input_transform(const float* x, int64_t ty, int64_t tx0, int64_t ic, const mask* lo, const mask* hi, float* v,
+                       int64_t p_stride) const {
+    const int64_t H = in_[2], Wd = in_[3];
+    reg t[A][A];  // [nu][row i]: (d B)[i][nu] = sum_j d[i][j] BT[nu][j], stored transposed for the 2nd pass
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i) {
+      const int64_t ih = 2 * ty + i - p_.pad_h;
+      reg r[A];
+      if (ih < 0 || ih >= H) {
+#pragma GCC unroll 8
+        for (int nu = 0; nu < A; ++nu) t[nu][i] = V::zero();
+        continue;
+      }
+      // Address arithmetic in integers: the window may start left of the row (its lanes are masked).
+      const uintptr_t row = reinterpret_cast<uintptr_t>(x + (ic * H + ih) * Wd);
+      const intptr_t c0 = intptr_t(2 * tx0 - p_.pad_w);
+      // The next input channel's row, one plane further: hardware prefetchers do not follow jumps of a
+      // whole plane (and prefetches never fault).
+      const char* next = reinterpret_cast<const char*>(row + uintptr_t((H * Wd + c0) * intptr_t(sizeof(float))));
+      _mm_prefetch(next, _MM_HINT_T0);
+      _mm_prefetch(next + 64, _MM_HINT_T0);
+      if (W > 8) _mm_prefetch(next + 128, _MM_HINT_T0);
+      reg d[A];
+#pragma GCC unroll 8
+      for (int j = 0; j < A; ++j) {  // d[j] = x[2k + j], k < W (tile k's column j)
+        const float* src = reinterpret_cast<const float*>(row + uintptr_t((c0 + j) * intptr_t(sizeof(float))));
+        d[j] = V::even(V::loadz(lo[j], src), V::loadz(hi[j], src + W));
+      }
+      bt_rows<A>(d, r);
+#pragma GCC unroll 8
+      for (int nu = 0; nu < A; ++nu) t[nu][i] = r[nu];
+    }
+#pragma GCC unroll 8
+    for (int nu = 0; nu < A; ++nu) {
+      reg r[A];
+      bt_rows<A>(t[nu], r);  // V[xi][nu] = sum_i BT[xi][i] (d B)[i][nu]
+#pragma GCC unroll 8
+      for (int xi = 0; xi < A; ++xi) V::store(v + (xi * A + nu) * p_stride, r[xi]);
+    }
+  }
+
+  // M [O oc][T] = U [O oc][IC] x V [IC][T] for the first NV tile vectors of one point; V's and M's rows
+  // are stride() apart.
+  template <int O, int NV>
+  void gemm(const float* u, const float* v, float* m) const {
+    const int64_t s = stride();
+    reg acc[O][NV];
+#pragma GCC unroll 16
+    for (int o = 0; o < O; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < NV; ++q) acc[o][q] = V::zero();
+    for (int64_t ic = 0; ic < IC_; ++ic, u += O, v += s) {
+      // U streams from L2 (all alpha^2 points of it per block): fetch 32 input channels ahead.
+      _mm_prefetch(reinterpret_cast<const char*>(u + 32 * O), _MM_HINT_T0);
+      outer_fma<V, O, NV>(acc, u, v);
+    }
+#pragma GCC unroll 16
+    for (int o = 0; o < O; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < NV; ++q) V::store(m + o * s + W * q, acc[o][q]);
+  }
+
+  // W tiles of one output channel: y = A^T M A (2 x 2 per tile), bias, activation, interleaved store.
+  template <int A>
+  void output_transform(const float* m, int64_t p_stride, float* y, int64_t ty, int64_t tx0, int64_t oc) const {
+    constexpr std::array<float, 2 * A> at = WinogradConst<A>::AT;
+    const int64_t OH = out_[2], OW = out_[3];
+    const int64_t x0 = 2 * tx0;
+    int64_t valid = OW - x0;
+    if (valid > 2 * W) valid = 2 * W;
+    if (valid <= 0) return;
+    reg t[A][2];  // [xi][j] = sum_nu M[xi][nu] AT[j][nu]
+#pragma GCC unroll 8
+    for (int xi = 0; xi < A; ++xi) {
+      reg s0 = V::zero(), s1 = V::zero();
+#pragma GCC unroll 8
+      for (int nu = 0; nu < A; ++nu) {
+        const reg mv = V::load(m + (xi * A + nu) * p_stride);
+        s0 = cfma<V>(at[size_t(nu)], mv, s0);
+        s1 = cfma<V>(at[size_t(A + nu)], mv, s1);
+      }
+      t[xi][0] = s0;
+      t[xi][1] = s1;
+    }
+    const reg sin = epilogue_.shift(oc);
+    const mask m0 = V::mask_first(valid), m1 = V::mask_first(valid - W);
+    for (int i = 0; i < 2; ++i) {
+      const int64_t oy = 2 * ty + i;
+      if (oy >= OH) break;
+      reg c0 = V::zero(), c1 = V::zero();  // output columns 0 and 1 of the W tiles
+#pragma GCC unroll 8
+      for (int xi = 0; xi < A; ++xi) {
+        c0 = cfma<V>(at[size_t(i * A + xi)], t[xi][0], c0);
+        c1 = cfma<V>(at[size_t(i * A + xi)], t[xi][1], c1);
+      }
+      c0 = epilogue_.apply(c0, sin);
+      c1 = epilogue_.apply(c1, sin);
+      float* dst = y + (oc * OH + oy) * OW + x0;
+      V::store_mask(dst, m0, V::interleave_lo(c0, c1));
+      if (valid > W) V::store_mask(dst + W, m1, V::interleave_hi(c0, c1));
+      epilogue_.finish(dst, valid);
+    }
+  }
+
+  Conv2dParams p_;
+  Shape in_, out_;
+  int a_ = 0, P_ = 0;
+  int ocb_ = OCB, vecs_ = VECS;
+  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0;
+  AlignedBuffer u_;
+  Epilogue<V> epilogue_;
+  int threads_ = 1;
+};
+
+}  // namespace npcore::native::NPCORE_ISA_NS

@@ -1,0 +1,59 @@
+#pragma once
+// The native backend's dispatch table: one per instruction set, each built from the algorithm templates
+// in engine/native/common/ instantiated with that ISA's vector traits (engine/native/<isa>/vec.h) in its
+// own translation unit, compiled with its own target flags and inside its own namespace
+// (npcore::native::avx2, ::avx512), so that no inline function compiled for one ISA can be picked by the
+// linker for another (tests/check_isa_symbols.sh checks the objects). Adding an ISA (NEON) means one
+// folder with a vec.h and a kernels.cpp, and one line in dispatch.cpp.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/activation.h"
+#include "engine/conv.h"
+#include "engine/isa.h"
+#include "engine/tensor.h"
+
+namespace npcore::native {
+
+struct Kernels {
+  Isa isa = Isa::Generic;
+  int lanes = 1;                // floats per vector
+  int direct_ocb = 1;           // output channels per direct-conv micro-tile
+  int winograd_ocb = 1;         // Winograd GEMM micro-tile for alpha < 8 ...
+  int winograd_vecs = 1;        // ... and its tile vectors per block
+  int winograd_ocb_big = 1;     // the same for alpha 8 (7x7 kernels)
+  int winograd_vecs_big = 1;
+  // Register-blocked direct convolution (stride 1, groups 1).
+  std::unique_ptr<ConvKernel> (*direct)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // Winograd F(2x2, r x r), r in {3, 5, 7} (winograd_eligible).
+  std::unique_ptr<ConvKernel> (*winograd)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // The vectorised activations (simd_math vectorised()) in place; others take the scalar loop.
+  void (*activation)(const Activation& a, float* x, int64_t n) = nullptr;
+  // Max pooling, kernel 2 stride 2, no padding, of one plane [H, W] -> [OH, OW] (2 OH <= H, 2 OW <= W).
+  void (*max_pool_2x2)(const float* x, float* y, int64_t H, int64_t W, int64_t OH, int64_t OW) = nullptr;
+};
+
+// The table for `isa` (resolved: not Auto), or null for Generic (the portable paths).
+const Kernels* kernels(Isa isa);
+
+// Baseline helpers the per-ISA code calls so that it instantiates no standard-library templates itself.
+// Packed weights drop subnormal values: an FMA with a subnormal operand takes a microcode assist (~100x
+// slower on Intel cores), and each dropped term w*x changes a sum by less than 1.2e-38 * |x|.
+float flush_subnormal(float w);
+// Direct conv weights [OC, IC, KH, KW] -> [OC/ocb][KH][IC][KW][ocb], zero past OC.
+AlignedBuffer pack_direct_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+// Winograd U = G g G^T (in double) packed [p][OC/ocb][IC][ocb], zero past OC.
+AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+// Per padded output channel: act.in_shift - bias[c] (in_shift alone past `channels`).
+AlignedBuffer epilogue_shifts(const Activation& act, const float* bias, int64_t channels, int64_t padded);
+
+// The per-ISA tables (engine/native/<isa>/kernels.cpp).
+namespace avx2 {
+const Kernels& table();
+}
+namespace avx512 {
+const Kernels& table();
+}
+
+}  // namespace npcore::native

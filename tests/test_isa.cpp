@@ -1,0 +1,225 @@
+// Runtime ISA dispatch (engine/isa.h, engine/native/): choosing and refusing ISAs, and every vector
+// kernel variant this CPU can run (AVX2, AVX-512) against the scalar reference. Variants the CPU cannot run
+// are listed by a WARN ("not run on this CPU").
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "engine/conv.h"
+#include "engine/error.h"
+#include "engine/isa.h"
+#include "engine/native/kernels.h"
+#include "engine/winograd.h"
+#include "layers/activations.h"
+#include "layers/max_pool2d.h"
+#include "tests/test_util.h"
+
+using namespace npcore;
+
+namespace {
+
+const Isa kVectorIsas[] = {Isa::Avx2, Isa::Avx512};
+
+// The vector ISAs this CPU runs; a WARN names each one it does not (once per test case).
+std::vector<Isa> runnable_isas(const char* what) {
+  std::vector<Isa> v;
+  for (Isa isa : kVectorIsas) {
+    if (cpu_supports(isa))
+      v.push_back(isa);
+    else
+      WARN(what << ": ISA " << isa_name(isa) << " not run on this CPU (it runs up to " << isa_name(cpu_isa()) << ")");
+  }
+  return v;
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) {
+      had_ = true;
+      old_ = old;
+    }
+    if (value)
+      setenv(name, value, 1);
+    else
+      unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      setenv(name_.c_str(), old_.c_str(), 1);
+    else
+      unsetenv(name_.c_str());
+  }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("ISA names parse, and an ISA the CPU lacks is a clear error", "[isa]") {
+  for (Isa isa : {Isa::Auto, Isa::Generic, Isa::Avx2, Isa::Avx512}) CHECK(parse_isa(isa_name(isa)) == isa);
+  CHECK_THROWS_WITH(parse_isa("sse9", "--isa"), Catch::Contains("--isa") && Catch::Contains("sse9") &&
+                                                    Catch::Contains("generic, avx2, avx512"));
+  CHECK(resolve_isa(Isa::Generic) == Isa::Generic);
+  CHECK(cpu_supports(Isa::Generic));
+  WARN("this CPU's ISA: " << isa_name(cpu_isa()));
+  for (Isa isa : kVectorIsas)
+    if (!cpu_supports(isa))
+      CHECK_THROWS_WITH(resolve_isa(isa), Catch::Contains(isa_name(isa)) && Catch::Contains("not supported by this CPU"));
+    else
+      CHECK(resolve_isa(isa) == isa);
+}
+
+TEST_CASE("NPCORE_ISA lowers the ISA of Auto and is checked", "[isa]") {
+  {
+    ScopedEnv e("NPCORE_ISA", nullptr);
+    CHECK(resolve_isa(Isa::Auto) == cpu_isa());
+  }
+  {
+    ScopedEnv e("NPCORE_ISA", "generic");
+    CHECK(resolve_isa(Isa::Auto) == Isa::Generic);
+    CHECK(native::kernels(Isa::Auto) == nullptr);
+    // An explicit choice wins over the environment.
+    if (cpu_supports(Isa::Avx2)) CHECK(resolve_isa(Isa::Avx2) == Isa::Avx2);
+  }
+  {
+    ScopedEnv e("NPCORE_ISA", "avx1024");
+    CHECK_THROWS_WITH(resolve_isa(Isa::Auto), Catch::Contains("NPCORE_ISA") && Catch::Contains("avx1024"));
+  }
+  if (!cpu_supports(Isa::Avx512)) {
+    ScopedEnv e("NPCORE_ISA", "avx512");
+    CHECK_THROWS_WITH(resolve_isa(Isa::Auto), Catch::Contains("NPCORE_ISA") && Catch::Contains("not supported"));
+  }
+}
+
+TEST_CASE("native algorithm choice: Winograd for 3x3 by default, 5x5/7x7 only with precision fast", "[isa]") {
+  const Tensor w = test::random_tensor({32, 32, 7, 7}, 1);
+  for (Isa isa : runnable_isas("algorithm choice")) {
+    for (int64_t k : {3, 5, 7}) {
+      ConvSpec spec{Conv2dParams::square(32, 32, k, 1, k / 2), w.data(), nullptr, {}};
+      spec.isa = isa;
+      Isa used = Isa::Auto;
+      CHECK(native_algorithm(spec, {1, 32, 20, 20}, &used) == (k == 3 ? "winograd" : "direct"));
+      CHECK(used == isa);
+      spec.precision = Precision::Fast;
+      CHECK(native_algorithm(spec, {1, 32, 20, 20}) == "winograd");
+    }
+    ConvSpec strided{Conv2dParams::square(32, 32, 3, 2, 1), w.data(), nullptr, {}};
+    strided.isa = isa;
+    CHECK(native_algorithm(strided, {1, 32, 20, 20}) == "gemm");
+  }
+  ConvSpec generic{Conv2dParams::square(32, 32, 3, 1, 1), w.data(), nullptr, {}};
+  generic.isa = Isa::Generic;
+  CHECK(native_algorithm(generic, {1, 32, 20, 20}) == "gemm");
+}
+
+TEST_CASE("every direct-conv variant the CPU runs matches the reference", "[isa]") {
+  struct Case {
+    int64_t n, ic, oc, k, dil, pad, h, w;
+    Activation act;
+  };
+  const Case cases[] = {
+      {1, 3, 5, 1, 1, 0, 7, 9, {}},                                    // 1x1, channels below one block
+      {2, 16, 19, 3, 1, 1, 11, 37, {ActKind::ELU, 1.0f, 0.2f, 1.0f}},  // odd width: masked tails
+      {1, 8, 12, 5, 2, 4, 13, 25, {ActKind::ReLU}},                    // dilation
+      {1, 1, 16, 7, 1, 3, 20, 33, {ActKind::Sigmoid}},                 // the seed cores' first layer
+      {1, 6, 9, 4, 1, 0, 10, 17, {ActKind::SoftThreshold}},            // even kernel, scalar activation
+      {1, 32, 8, 3, 1, 1, 5, 8, {ActKind::Exp, 1.0f, 1.0f, 0.0f}},     // one vector exactly (AVX2)
+  };
+  for (Isa isa : runnable_isas("direct conv")) {
+    for (const Case& c : cases) {
+      Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad, c.dil);
+      const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 3);
+      const Tensor wt = test::random_tensor(p.weight_shape(), 4, 1.0f / float(c.k * std::sqrt(double(c.ic))));
+      const Tensor b = test::random_tensor({c.oc}, 5, 0.1f);
+      ConvSpec spec{p, wt.data(), b.data(), c.act};
+      spec.isa = isa;
+      spec.allow_winograd = false;
+      INFO(isa_name(isa) << " " << p.str() << " " << c.act.str());
+      REQUIRE(native_algorithm(spec, x.shape()) == "direct");
+      const Shape os = p.output_shape(x.shape(), "test");
+      Tensor ref(os), got(os);
+      conv_once(Backend::Reference, spec, x, ref);
+      conv_once(Backend::Native, spec, x, got);
+      CHECK(test::normalised_error(got, ref) <= 5e-6);
+    }
+  }
+}
+
+TEST_CASE("every vector activation the CPU runs matches the scalar loop", "[isa]") {
+  std::vector<float> x;
+  for (int i = -2000; i <= 2000; ++i) x.push_back(float(i) * 0.05f);  // -100 .. 100
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 88.0f, 89.0f, -87.5f, -104.5f}) x.push_back(v);
+  const ActKind kinds[] = {ActKind::None, ActKind::ELU, ActKind::ReLU, ActKind::Sigmoid, ActKind::Exp};
+  for (Isa isa : runnable_isas("activations")) {
+    for (ActKind k : kinds) {
+      const Activation a{k, 0.7f, 0.25f, -0.5f};
+      for (size_t n : {x.size(), size_t(5), size_t(13)}) {  // lengths with a masked tail
+        std::vector<float> ref(x.begin(), x.begin() + long(n)), got = ref;
+        apply_activation_scalar(a, ref.data(), int64_t(n));
+        apply_activation(a, got.data(), int64_t(n), isa);
+        for (size_t i = 0; i < n; ++i) {
+          INFO(isa_name(isa) << " " << a.str() << " at x = " << x[i]);
+          if (std::isinf(ref[i])) {
+            CHECK(got[i] == ref[i]);
+          } else {
+            // A few ulp of f (before the output shift), or an absolute 1e-37 where f is near zero.
+            CHECK(std::fabs(got[i] - ref[i]) <= 4e-7f * (std::fabs(ref[i]) + std::fabs(a.out_shift)) + 1e-37f);
+          }
+        }
+      }
+    }
+    // NaN passes through.
+    for (ActKind k : kinds) {
+      float v = std::numeric_limits<float>::quiet_NaN();
+      apply_activation({k}, &v, 1, isa);
+      CHECK(std::isnan(v));
+    }
+  }
+}
+
+TEST_CASE("every vector max-pooling variant the CPU runs matches the reference", "[isa]") {
+  MaxPool2d pool("pool", MaxPool2dParams::square(2, 2));
+  for (const Shape& s : {Shape{2, 3, 9, 41}, Shape{1, 2, 8, 32}, Shape{1, 1, 4, 3}}) {
+    Tensor x = test::random_tensor(s, 7);
+    x.data()[5] = std::numeric_limits<float>::quiet_NaN();  // a NaN wins its window, as in PyTorch
+    EngineOptions ref_opt;
+    ref_opt.backend = Backend::Reference;
+    const Shape os = pool.output_shape(s);
+    Tensor ref(os);
+    pool.make_op(s, ref_opt)->run(x, ref, nullptr, nullptr);
+    for (Isa isa : runnable_isas("max pooling")) {
+      EngineOptions opt;
+      opt.isa = isa;
+      Tensor got(os);
+      pool.make_op(s, opt)->run(x, got, nullptr, nullptr);
+      for (int64_t i = 0; i < ref.numel(); ++i) {
+        INFO(isa_name(isa) << " " << s.str() << " at " << i);
+        if (std::isnan(ref.data()[i]))
+          CHECK(std::isnan(got.data()[i]));
+        else
+          CHECK(got.data()[i] == ref.data()[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("which ISA variants this suite ran", "[isa][mode]") {
+  std::string ran = "generic", not_run;
+  for (Isa isa : kVectorIsas) {
+    if (cpu_supports(isa))
+      ran += std::string(", ") + isa_name(isa);
+    else
+      not_run += std::string(not_run.empty() ? "" : ", ") + isa_name(isa);
+  }
+  WARN("ISA variants run: " << ran << "; not run on this CPU: " << (not_run.empty() ? "none" : not_run));
+  CHECK(native::kernels(Isa::Generic) == nullptr);
+  for (Isa isa : kVectorIsas)
+    if (cpu_supports(isa)) CHECK(native::kernels(isa)->isa == isa);
+}
