@@ -34,7 +34,10 @@ struct ModelHandle::Impl {
     for (size_t i = 0; i < sessions.size(); ++i)
       if (sessions[i].data_key == data_key) return i;
     std::string keys;
-    for (size_t i = 0; i < sessions.size(); ++i) keys += (i ? ", " : "") + sessions[i].data_key;
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      if (i) keys += ", ";
+      keys += sessions[i].data_key;
+    }
     throw UsageError("FiringRateEncoder: no data_key '" + data_key + "'; the model has: " + keys);
   }
 
