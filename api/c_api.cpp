@@ -4,13 +4,21 @@
 
 #include <new>
 #include <string>
+#include <vector>
 
 #include "npcore/core.h"
 #include "npcore/error.h"
+#include "npcore/model.h"
 
 struct npcore_core {
   npcore::CoreHandle handle;
   std::string type;
+};
+
+struct npcore_model {
+  npcore::ModelHandle handle;
+  std::string core_type;
+  std::vector<std::string> data_keys;
 };
 
 namespace {
@@ -79,6 +87,25 @@ npcore_status load(const char* config, bool is_text, const char* weights, const 
                                    : npcore::CoreHandle::load(config, weights, opt);
     std::string type = h.type();
     *out = new npcore_core{std::move(h), std::move(type)};
+  });
+}
+
+npcore_status load_model(const char* config, bool is_text, const char* weights, const char* backend,
+                         int threads, npcore_model** out) {
+  const char* fn = is_text ? "npcore_model_load_string" : "npcore_model_load";
+  return guarded([&] {
+    need(out, fn, "out");
+    *out = nullptr;
+    need(config, fn, is_text ? "config_json" : "config_path");
+    need(weights, fn, "weights_path");
+    npcore::ModelOptions opt;
+    if (backend) opt.backend = backend;
+    opt.threads = threads;
+    npcore::ModelHandle h = is_text ? npcore::ModelHandle::load_from_string(config, weights, opt)
+                                    : npcore::ModelHandle::load(config, weights, opt);
+    std::string type = h.core_type();
+    std::vector<std::string> keys = h.data_keys();
+    *out = new npcore_model{std::move(h), std::move(type), std::move(keys)};
   });
 }
 
@@ -166,6 +193,89 @@ npcore_status npcore_core_forward(npcore_core* core, const float* input, const i
   return guarded([&] {
     need(core, "npcore_core_forward", "core");
     core->handle.forward(input, shape4(input_shape, "input_shape"), output, output_floats);
+  });
+}
+
+npcore_status npcore_model_load(const char* config_path, const char* weights_path, const char* backend,
+                                int threads, npcore_model** out) {
+  return load_model(config_path, false, weights_path, backend, threads, out);
+}
+
+npcore_status npcore_model_load_string(const char* config_json, const char* weights_path, const char* backend,
+                                       int threads, npcore_model** out) {
+  return load_model(config_json, true, weights_path, backend, threads, out);
+}
+
+void npcore_model_free(npcore_model* model) {
+  delete model;
+}
+
+const char* npcore_model_core_type(const npcore_model* model) {
+  return model ? model->core_type.c_str() : "";
+}
+
+size_t npcore_model_data_key_count(const npcore_model* model) {
+  return model ? model->data_keys.size() : 0;
+}
+
+const char* npcore_model_data_key(const npcore_model* model, size_t index) {
+  return model && index < model->data_keys.size() ? model->data_keys[index].c_str() : nullptr;
+}
+
+npcore_status npcore_model_neurons(const npcore_model* model, const char* data_key, int64_t* out) {
+  return guarded([&] {
+    need(model, "npcore_model_neurons", "model");
+    need(data_key, "npcore_model_neurons", "data_key");
+    need(out, "npcore_model_neurons", "out");
+    *out = model->handle.neurons(data_key);
+  });
+}
+
+npcore_status npcore_model_input_channels(const npcore_model* model, int64_t* out) {
+  return guarded([&] {
+    need(model, "npcore_model_input_channels", "model");
+    need(out, "npcore_model_input_channels", "out");
+    *out = model->handle.input_channels();
+  });
+}
+
+npcore_status npcore_model_pupil_channels(const npcore_model* model, int64_t* out) {
+  return guarded([&] {
+    need(model, "npcore_model_pupil_channels", "model");
+    need(out, "npcore_model_pupil_channels", "out");
+    *out = model->handle.pupil_channels();
+  });
+}
+
+npcore_status npcore_model_prepare(npcore_model* model, const int64_t input_shape[4]) {
+  return guarded([&] {
+    need(model, "npcore_model_prepare", "model");
+    model->handle.prepare(shape4(input_shape, "input_shape"));
+  });
+}
+
+npcore_status npcore_model_forward(npcore_model* model, const float* input, const int64_t input_shape[4],
+                                   const float* pupil, size_t pupil_floats, const char* data_key,
+                                   float* output, size_t output_floats) {
+  return guarded([&] {
+    need(model, "npcore_model_forward", "model");
+    need(data_key, "npcore_model_forward", "data_key");
+    // The model's own copy of the key: a std::string made from the caller's text could allocate.
+    for (const std::string& key : model->data_keys)
+      if (key == data_key)
+        return model->handle.forward(input, shape4(input_shape, "input_shape"), pupil, pupil_floats, key,
+                                     output, output_floats);
+    model->handle.neurons(data_key);  // throws UsageError listing the data_keys
+  });
+}
+
+npcore_status npcore_model_forward_all(npcore_model* model, const float* input, const int64_t input_shape[4],
+                                       const float* pupil, size_t pupil_floats, float* const* outputs,
+                                       const size_t* output_floats, size_t count) {
+  return guarded([&] {
+    need(model, "npcore_model_forward_all", "model");
+    model->handle.forward_all(input, shape4(input_shape, "input_shape"), pupil, pupil_floats, outputs,
+                              output_floats, count);
   });
 }
 

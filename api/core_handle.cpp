@@ -4,6 +4,7 @@
 
 #include <new>
 
+#include "api/handle_util.h"
 #include "cores/factory.h"
 #include "engine/options.h"
 #include "engine/workspace.h"
@@ -16,7 +17,7 @@ const char* version() {
   return NPCORE_VERSION_STRING;
 }
 
-namespace {
+namespace api_detail {
 
 std::string shape_str(const Shape4& s) {
   return "[" + std::to_string(s[0]) + ", " + std::to_string(s[1]) + ", " + std::to_string(s[2]) + ", " +
@@ -42,7 +43,10 @@ EngineOptions engine_options(const CoreOptions& o) {
   return e;
 }
 
-}  // namespace
+}  // namespace api_detail
+
+using api_detail::engine_options;
+using api_detail::to_shape;
 
 struct CoreHandle::Impl {
   struct Planned {

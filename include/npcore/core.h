@@ -7,8 +7,8 @@
 //   npcore::Shape4 out = core.output_shape({1, 1, 64, 64});
 //   core.forward(x, {1, 1, 64, 64}, y, y_floats);   // NCHW float32, C order
 //
-// A whole model (core + readout + nonlinearity) will get its own ModelHandle beside this class with the
-// same shape of interface (load, shapes, forward into caller memory, options); CoreHandle stays as is.
+// A whole model (core + readouts + shifter + nonlinearity) is a ModelHandle (npcore/model.h), with the
+// same shape of interface (load, shapes, forward into caller memory, options).
 #include <array>
 #include <cstddef>
 #include <cstdint>

@@ -3,4 +3,5 @@
 #include "npcore/core.h"
 #include "npcore/error.h"
 #include "npcore/export.h"
+#include "npcore/model.h"
 #include "npcore/version.h"

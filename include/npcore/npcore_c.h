@@ -80,6 +80,73 @@ NPCORE_API npcore_status npcore_core_forward(npcore_core* core, const float* inp
                                              const int64_t input_shape[4], float* output,
                                              size_t output_floats);
 
+/* ---- whole models (npcore/model.h) ----
+ *   npcore_model* model = NULL;
+ *   if (npcore_model_load("model.json", "model.pth", NULL, 0, &model) != NPCORE_OK) ...
+ *   int64_t neurons = 0;
+ *   npcore_model_neurons(model, "session_a", &neurons);
+ *   npcore_model_forward(model, x, in, pupil, pupil_floats, "session_a", rates, rates_floats);
+ *   npcore_model_free(model);
+ */
+
+/* A loaded, prepared neuralpredictors model (FiringRateEncoder): a core, a readout per recording session
+ * (data_key), optional shifters. Not to be used from two threads at once; make one per thread. */
+typedef struct npcore_model npcore_model;
+
+/* Loads a model: its JSON description file ({"model": "FiringRateEncoder", ...}), its state_dict
+ * (.safetensors or a torch.save .pth), a backend (NULL for native) and a thread count (0: OpenMP's
+ * default). On success *out holds the model (free it with npcore_model_free). */
+NPCORE_API npcore_status npcore_model_load(const char* config_path, const char* weights_path,
+                                           const char* backend, int threads, npcore_model** out);
+
+/* The same with the JSON description given as text. */
+NPCORE_API npcore_status npcore_model_load_string(const char* config_json, const char* weights_path,
+                                                  const char* backend, int threads, npcore_model** out);
+
+/* Frees a model (NULL is allowed). */
+NPCORE_API void npcore_model_free(npcore_model* model);
+
+/* The core's neuralpredictors class name ("Stacked2dCore"); lives as long as the model. */
+NPCORE_API const char* npcore_model_core_type(const npcore_model* model);
+
+/* The number of recording sessions (data_keys); 0 for NULL. */
+NPCORE_API size_t npcore_model_data_key_count(const npcore_model* model);
+
+/* The name of session `index` (0 <= index < npcore_model_data_key_count), NULL when out of range; lives
+ * as long as the model. npcore_model_forward_all writes the sessions in this order. */
+NPCORE_API const char* npcore_model_data_key(const npcore_model* model, size_t index);
+
+/* The neurons (rates per image) of a session; an unknown data_key gives NPCORE_USAGE_ERROR and a message
+ * listing the model's data_keys. */
+NPCORE_API npcore_status npcore_model_neurons(const npcore_model* model, const char* data_key, int64_t* out);
+
+/* The input channels the core takes. */
+NPCORE_API npcore_status npcore_model_input_channels(const npcore_model* model, int64_t* out);
+
+/* The values per image of the pupil positions the model's shifter takes (2), or 0 when the model has no
+ * shifter and npcore_model_forward takes no pupil positions. */
+NPCORE_API npcore_status npcore_model_pupil_channels(const npcore_model* model, int64_t* out);
+
+/* Plans for an NCHW input shape ahead of time so that even the first forward with it allocates nothing. */
+NPCORE_API npcore_status npcore_model_prepare(npcore_model* model, const int64_t input_shape[4]);
+
+/* Runs the model on `input` (NCHW float32, C order, shape input_shape) and writes the firing rates of
+ * session `data_key` ([N, neurons], C order) to `output`, which holds output_floats floats. `pupil`
+ * ([N, pupil_channels] float32, C order, pupil_floats floats) is required when the model has a shifter
+ * (NPCORE_SHAPE_ERROR naming the expected shape otherwise) and ignored when it has none (pass NULL, 0).
+ * Allocation-free after the first call for a shape (native, gemm, reference backends). */
+NPCORE_API npcore_status npcore_model_forward(npcore_model* model, const float* input,
+                                              const int64_t input_shape[4], const float* pupil,
+                                              size_t pupil_floats, const char* data_key, float* output,
+                                              size_t output_floats);
+
+/* Every session from one run of the core: outputs[i] (holding output_floats[i] floats) receives the rates
+ * of npcore_model_data_key(model, i); count must be npcore_model_data_key_count(model). */
+NPCORE_API npcore_status npcore_model_forward_all(npcore_model* model, const float* input,
+                                                  const int64_t input_shape[4], const float* pupil,
+                                                  size_t pupil_floats, float* const* outputs,
+                                                  const size_t* output_floats, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,9 @@
     core = npcore.load("core.json", "core.pth")          # or .safetensors; backend=, threads=
     y = core(np.zeros((1, core.input_channels, 64, 64), np.float32))
 
+    model = npcore.load_model("model.json", "model.pth")  # a whole model: core, readouts, shifter
+    rates = model(x, pupil=None, data_key="session_a")    # (N, neurons); data_key=None: a dict for all
+
 The shared library is found through $NPCORE_LIBRARY (a path to libnpcore.so), then beside this package
 (an installed prefix: lib/, lib64/ or lib/<multiarch>/ above lib/python3/...), then the system's library
 path. Errors are raised as npcore.Error subclasses carrying the engine's one-line message.
@@ -14,7 +17,7 @@ import os
 
 import numpy as np
 
-__all__ = ["load", "Core", "version", "Error", "ConfigError", "ShapeError", "FormatError", "WeightError",
+__all__ = ["load", "loads", "Core", "load_model", "loads_model", "Model", "version", "Error", "ConfigError", "ShapeError", "FormatError", "WeightError",
            "BackendError", "UsageError", "ResourceError"]
 
 
@@ -100,8 +103,30 @@ _lib.npcore_core_input_channels.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctyp
 _lib.npcore_core_output_shape.argtypes = [ctypes.c_void_p, _i64x4, _i64x4]
 _lib.npcore_core_prepare.argtypes = [ctypes.c_void_p, _i64x4]
 _lib.npcore_core_forward.argtypes = [ctypes.c_void_p, _f32p, _i64x4, _f32p, ctypes.c_size_t]
+_lib.npcore_model_load.argtypes = _lib.npcore_core_load.argtypes
+_lib.npcore_model_load_string.argtypes = _lib.npcore_core_load.argtypes
+_lib.npcore_model_free.argtypes = [ctypes.c_void_p]
+_lib.npcore_model_free.restype = None
+_lib.npcore_model_core_type.argtypes = [ctypes.c_void_p]
+_lib.npcore_model_core_type.restype = ctypes.c_char_p
+_lib.npcore_model_data_key_count.argtypes = [ctypes.c_void_p]
+_lib.npcore_model_data_key_count.restype = ctypes.c_size_t
+_lib.npcore_model_data_key.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_lib.npcore_model_data_key.restype = ctypes.c_char_p
+_lib.npcore_model_neurons.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int64)]
+_lib.npcore_model_input_channels.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
+_lib.npcore_model_pupil_channels.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
+_lib.npcore_model_prepare.argtypes = [ctypes.c_void_p, _i64x4]
+_lib.npcore_model_forward.argtypes = [ctypes.c_void_p, _f32p, _i64x4, _f32p, ctypes.c_size_t, ctypes.c_char_p,
+                                      _f32p, ctypes.c_size_t]
+_lib.npcore_model_forward_all.argtypes = [ctypes.c_void_p, _f32p, _i64x4, _f32p, ctypes.c_size_t,
+                                          ctypes.POINTER(_f32p), ctypes.POINTER(ctypes.c_size_t),
+                                          ctypes.c_size_t]
 for _f in ("npcore_core_load", "npcore_core_load_string", "npcore_core_input_channels",
-           "npcore_core_output_shape", "npcore_core_prepare", "npcore_core_forward"):
+           "npcore_core_output_shape", "npcore_core_prepare", "npcore_core_forward", "npcore_model_load",
+           "npcore_model_load_string", "npcore_model_neurons", "npcore_model_input_channels",
+           "npcore_model_pupil_channels", "npcore_model_prepare", "npcore_model_forward",
+           "npcore_model_forward_all"):
     getattr(_lib, _f).restype = ctypes.c_int
 
 
@@ -201,3 +226,126 @@ def load(config, weights, backend="native", threads=0):
 def loads(config_json, weights, backend="native", threads=0):
     """The same with the JSON description given as a string."""
     return Core(config_json, weights, backend=backend, threads=threads, config_is_json=True)
+
+
+class Model:
+    """A loaded whole model (neuralpredictors FiringRateEncoder: core, one readout per data_key, optional
+    shifter). `model(x, pupil=None, data_key=None)` gives firing rates; not to be called from two threads
+    at once."""
+
+    def __init__(self, config, weights, backend="native", threads=0, config_is_json=False):
+        handle = ctypes.c_void_p()
+        load = _lib.npcore_model_load_string if config_is_json else _lib.npcore_model_load
+        config_arg = config.encode("utf-8") if config_is_json else _bytes(config)
+        _check(load(config_arg, _bytes(weights), _bytes(backend), int(threads), ctypes.byref(handle)))
+        self._handle = handle
+        self.core_type = _lib.npcore_model_core_type(handle).decode()
+        self.data_keys = tuple(_lib.npcore_model_data_key(handle, i).decode()
+                               for i in range(_lib.npcore_model_data_key_count(handle)))
+        value = ctypes.c_int64()
+        self._neurons = {}
+        for k in self.data_keys:
+            _check(_lib.npcore_model_neurons(handle, k.encode("utf-8"), ctypes.byref(value)))
+            self._neurons[k] = value.value
+        _check(_lib.npcore_model_input_channels(handle, ctypes.byref(value)))
+        self.input_channels = value.value
+        _check(_lib.npcore_model_pupil_channels(handle, ctypes.byref(value)))
+        self.pupil_channels = value.value
+        # One output pointer and size per data_key, reused by every call for all of them.
+        self._out_ptrs = (_f32p * len(self.data_keys))()
+        self._out_sizes = (ctypes.c_size_t * len(self.data_keys))()
+
+    @property
+    def needs_pupil(self):
+        """Whether the model has a shifter and so needs pupil positions (N, pupil_channels)."""
+        return self.pupil_channels > 0
+
+    def neurons(self, data_key):
+        """The neurons (rates per image) of a session."""
+        try:
+            return self._neurons[data_key]
+        except KeyError:
+            raise UsageError(f"FiringRateEncoder: no data_key {data_key!r}; the model has: "
+                             + ", ".join(self.data_keys)) from None
+
+    def close(self):
+        """Frees the model now (also done when it is garbage-collected)."""
+        if getattr(self, "_handle", None):
+            _lib.npcore_model_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _live(self):
+        if not self._handle:
+            raise UsageError(f"FiringRateEncoder ({self.core_type}): the model was closed")
+        return self._handle
+
+    def __call__(self, x, pupil=None, data_key=None):
+        """Runs the model on x (NCHW, or CHW for one image; float32, made C-contiguous if needed). `pupil`
+        (N, pupil_channels) float32 (or (pupil_channels,) for one image) is required when the model has a
+        shifter and ignored otherwise. Returns the rates of `data_key`, (N, neurons) (or (neurons,) for a
+        CHW input), or for data_key=None a dict {data_key: rates} of every session from one run of the
+        core."""
+        handle = self._live()
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            raise TypeError(f"FiringRateEncoder: input dtype is {x.dtype}, the engine takes float32")
+        single = x.ndim == 3
+        if single:
+            x = x[None]
+        if x.ndim != 4:
+            raise ShapeError(f"FiringRateEncoder: input shape {x.shape} is not NCHW (4 dimensions) or CHW (3)")
+        x = np.ascontiguousarray(x)
+        n = x.shape[0]
+        pupil_ptr, pupil_floats = None, 0
+        if self.needs_pupil:
+            if pupil is None:
+                raise ShapeError(f"FiringRateEncoder: the model has a shifter (MLPShifter): pupil positions "
+                                 f"({n}, {self.pupil_channels}) (one row per image) are required")
+            pupil = np.asarray(pupil)
+            if pupil.dtype != np.float32:
+                raise TypeError(f"FiringRateEncoder: pupil dtype is {pupil.dtype}, the engine takes float32")
+            if single and pupil.ndim == 1:
+                pupil = pupil[None]
+            if pupil.shape != (n, self.pupil_channels):
+                raise ShapeError(f"FiringRateEncoder: pupil positions are {pupil.shape}, the shifter expects "
+                                 f"({n}, {self.pupil_channels}) (one row per image)")
+            pupil = np.ascontiguousarray(pupil)
+            pupil_ptr, pupil_floats = pupil.ctypes.data_as(_f32p), pupil.size
+        shape = _i64x4(*x.shape)
+        if data_key is not None:
+            y = np.empty((n, self.neurons(data_key)), np.float32)
+            _check(_lib.npcore_model_forward(handle, x.ctypes.data_as(_f32p), shape, pupil_ptr, pupil_floats,
+                                             data_key.encode("utf-8"), y.ctypes.data_as(_f32p), y.size))
+            return y[0] if single else y
+        ys = {k: np.empty((n, self._neurons[k]), np.float32) for k in self.data_keys}
+        for i, k in enumerate(self.data_keys):
+            self._out_ptrs[i] = ys[k].ctypes.data_as(_f32p)
+            self._out_sizes[i] = ys[k].size
+        _check(_lib.npcore_model_forward_all(handle, x.ctypes.data_as(_f32p), shape, pupil_ptr, pupil_floats,
+                                             self._out_ptrs, self._out_sizes, len(self.data_keys)))
+        return {k: (y[0] if single else y) for k, y in ys.items()}
+
+    def __repr__(self):
+        return (f"<npcore.Model FiringRateEncoder({self.core_type}), data_keys {list(self.data_keys)}"
+                f"{', with shifter' if self.needs_pupil else ''}>")
+
+
+def load_model(config, weights, backend="native", threads=0):
+    """Loads a whole model from its JSON description file ({"model": "FiringRateEncoder", ...}) and its
+    state_dict (.safetensors or .pth). backend: "native", "onednn", "gemm" or "reference"; threads: 0 for
+    OpenMP's default."""
+    return Model(config, weights, backend=backend, threads=threads)
+
+
+def loads_model(config_json, weights, backend="native", threads=0):
+    """The same with the JSON description given as a string."""
+    return Model(config_json, weights, backend=backend, threads=threads, config_is_json=True)

@@ -1,6 +1,7 @@
 /* ctest npcore_c_api: the C API (npcore/npcore_c.h) from C. Loads a fixture core, checks its shapes and
  * its output against the PyTorch reference stored with it (within ../shared/ref's tolerance), and checks
- * that each kind of failure gives its status code and a message naming the problem.
+ * that each kind of failure gives its status code and a message naming the problem; then the same for a
+ * fixture whole model with a shifter (npcore_model_*: one session, all sessions, pupil positions).
  * Argument: the tests/fixtures folder. */
 #include <math.h>
 #include <stdio.h>
@@ -57,6 +58,105 @@ static float* read_tensor(const char* path, const char* name, size_t* count) {
   free(header);
   fclose(f);
   return data;
+}
+
+static double max_err(const float* y, const float* ref, size_t n, double* refmax) {
+  double err = 0;
+  *refmax = 0;
+  for (size_t i = 0; i < n; ++i) {
+    err = fmax(err, fabs((double)y[i] - ref[i]));
+    *refmax = fmax(*refmax, fabs((double)ref[i]));
+  }
+  return err;
+}
+
+/* The whole model tests/fixtures/models/model_stacked2d_gaussian_shifter: 2 sessions (40 and 25
+ * neurons), a shifter taking (N, 2) pupil positions, input [3, 1, 36, 64]. */
+static void test_model(const char* fixtures) {
+  char config[1024], weights[1024], io[1024];
+  snprintf(config, sizeof config, "%s/models/model_stacked2d_gaussian_shifter.json", fixtures);
+  snprintf(weights, sizeof weights, "%s/models/model_stacked2d_gaussian_shifter.weights.safetensors",
+           fixtures);
+  snprintf(io, sizeof io, "%s/models/model_stacked2d_gaussian_shifter.io.safetensors", fixtures);
+
+  npcore_model* model = NULL;
+  npcore_status s = npcore_model_load(config, weights, "gemm", 1, &model);
+  if (s != NPCORE_OK) {
+    fprintf(stderr, "model load: %s: %s\n", npcore_status_name(s), npcore_last_error());
+    ++failures;
+    return;
+  }
+  EXPECT(strcmp(npcore_model_core_type(model), "Stacked2dCore") == 0);
+  EXPECT(npcore_model_data_key_count(model) == 2);
+  EXPECT(strcmp(npcore_model_data_key(model, 0), "session_a") == 0);
+  EXPECT(strcmp(npcore_model_data_key(model, 1), "session_b") == 0);
+  EXPECT(npcore_model_data_key(model, 2) == NULL);
+  int64_t v = 0;
+  EXPECT(npcore_model_input_channels(model, &v) == NPCORE_OK && v == 1);
+  EXPECT(npcore_model_pupil_channels(model, &v) == NPCORE_OK && v == 2);
+  EXPECT(npcore_model_neurons(model, "session_a", &v) == NPCORE_OK && v == 40);
+  EXPECT(npcore_model_neurons(model, "session_b", &v) == NPCORE_OK && v == 25);
+  EXPECT(npcore_model_neurons(model, "session_c", &v) == NPCORE_USAGE_ERROR);
+  printf("model usage error: %s\n", npcore_last_error());
+  EXPECT(strstr(npcore_last_error(), "session_c") && strstr(npcore_last_error(), "session_a, session_b"));
+
+  size_t nin = 0, npupil = 0, na = 0, nb = 0;
+  float* x = read_tensor(io, "input", &nin);
+  float* pupil = read_tensor(io, "pupil_center", &npupil);
+  float* ref_a = read_tensor(io, "output/session_a", &na);
+  float* ref_b = read_tensor(io, "output/session_b", &nb);
+  EXPECT(x && pupil && ref_a && ref_b && nin == 3 * 36 * 64 && npupil == 6 && na == 3 * 40 && nb == 3 * 25);
+  const int64_t in_shape[4] = {3, 1, 36, 64};
+  EXPECT(npcore_model_prepare(model, in_shape) == NPCORE_OK);
+  if (x && pupil && ref_a && ref_b) {
+    float* ya = calloc(na, sizeof(float));
+    float* yb = calloc(nb, sizeof(float));
+    double refmax = 0, err = 0;
+    /* One session. */
+    EXPECT(npcore_model_forward(model, x, in_shape, pupil, npupil, "session_a", ya, na) == NPCORE_OK);
+    err = max_err(ya, ref_a, na, &refmax);
+    printf("model session_a: max|y - ref| = %.3e, max|ref| = %.3e\n", err, refmax);
+    EXPECT(err <= 1e-4 * fmax(1.0, refmax));
+    /* Every session from one run of the core. */
+    memset(ya, 0, na * sizeof(float));
+    float* outs[2] = {ya, yb};
+    const size_t sizes[2] = {na, nb};
+    EXPECT(npcore_model_forward_all(model, x, in_shape, pupil, npupil, outs, sizes, 2) == NPCORE_OK);
+    err = max_err(ya, ref_a, na, &refmax);
+    EXPECT(err <= 1e-4 * fmax(1.0, refmax));
+    err = max_err(yb, ref_b, nb, &refmax);
+    printf("model all sessions: session_b max|y - ref| = %.3e, max|ref| = %.3e\n", err, refmax);
+    EXPECT(err <= 1e-4 * fmax(1.0, refmax));
+    /* Pupil positions missing, or of the wrong size: the expected shape is named. */
+    EXPECT(npcore_model_forward(model, x, in_shape, NULL, 0, "session_a", ya, na) == NPCORE_SHAPE_ERROR);
+    printf("model pupil error: %s\n", npcore_last_error());
+    EXPECT(strstr(npcore_last_error(), "[3, 2]") != NULL);
+    EXPECT(npcore_model_forward(model, x, in_shape, pupil, 4, "session_a", ya, na) == NPCORE_SHAPE_ERROR);
+    EXPECT(strstr(npcore_last_error(), "[3, 2]") != NULL);
+    EXPECT(npcore_model_forward(model, x, in_shape, pupil, npupil, "session_x", ya, na) ==
+           NPCORE_USAGE_ERROR);
+    EXPECT(strstr(npcore_last_error(), "session_a, session_b") != NULL);
+    EXPECT(npcore_model_forward(model, x, in_shape, pupil, npupil, "session_a", ya, na - 1) ==
+           NPCORE_USAGE_ERROR);
+    EXPECT(npcore_model_forward_all(model, x, in_shape, pupil, npupil, outs, sizes, 1) == NPCORE_USAGE_ERROR);
+    EXPECT(npcore_model_forward(model, x, in_shape, pupil, npupil, NULL, ya, na) == NPCORE_USAGE_ERROR);
+    free(ya);
+    free(yb);
+  }
+  npcore_model_free(model);
+
+  model = (npcore_model*)1;
+  EXPECT(npcore_model_load("/nonexistent/model.json", weights, NULL, 0, &model) == NPCORE_FORMAT_ERROR);
+  EXPECT(model == NULL);
+  EXPECT(strstr(npcore_last_error(), "/nonexistent/model.json") != NULL);
+  EXPECT(npcore_model_load_string("{\"model\": \"FiringRateEncoder\"}", weights, NULL, 0, &model) ==
+         NPCORE_CONFIG_ERROR);
+  printf("model config error: %s\n", npcore_last_error());
+  npcore_model_free(NULL);
+  free(x);
+  free(pupil);
+  free(ref_a);
+  free(ref_b);
 }
 
 int main(int argc, char** argv) {
@@ -140,6 +240,7 @@ int main(int argc, char** argv) {
 
   free(x);
   free(ref);
+  test_model(argv[1]);
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -15,7 +15,8 @@ function(run what)
 endfunction()
 
 run("install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
-foreach(f include/npcore/npcore.h include/npcore/npcore_c.h include/npcore/version.h bin/npcore)
+foreach(f include/npcore/npcore.h include/npcore/model.h include/npcore/npcore_c.h include/npcore/version.h
+    bin/npcore)
   if(NOT EXISTS ${prefix}/${f})
     message(FATAL_ERROR "install: ${prefix}/${f} is missing")
   endif()
@@ -39,6 +40,13 @@ run("build examples/embed" ${CMAKE_COMMAND} --build ${WORK_DIR}/cmake-build)
 run("run embed (CMake)" ${WORK_DIR}/cmake-build/embed ${core} ${weights} 5)
 if(NOT last_output MATCHES "Stacked2dCore.*5 frames: min")
   message(FATAL_ERROR "embed (CMake) printed no frame summary")
+endif()
+# A whole model with a shifter (ModelHandle, every data_key per frame).
+run("run embed --model (CMake)" ${WORK_DIR}/cmake-build/embed --model
+  ${SOURCE_DIR}/tests/fixtures/models/model_stacked2d_gaussian_shifter.json
+  ${SOURCE_DIR}/tests/fixtures/models/model_stacked2d_gaussian_shifter.weights.safetensors 3 36 64)
+if(NOT last_output MATCHES "FiringRateEncoder\\(Stacked2dCore\\).*session_a \\[1, 40\\].*3 frames: min")
+  message(FATAL_ERROR "embed --model (CMake) printed no frame summary")
 endif()
 # No ISA or OpenMP flag reached the consumer's compile line.
 file(GLOB_RECURSE flags ${WORK_DIR}/cmake-build/CMakeFiles/embed.dir/flags.make)
