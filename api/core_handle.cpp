@@ -6,6 +6,7 @@
 
 #include "api/handle_util.h"
 #include "cores/factory.h"
+#include "engine/isa.h"
 #include "engine/options.h"
 #include "engine/workspace.h"
 #include "npcore/version.h"
@@ -40,6 +41,9 @@ EngineOptions engine_options(const CoreOptions& o) {
   e.threads = o.threads;
   e.winograd = o.winograd;
   e.fuse = o.fuse;
+  e.isa = parse_isa(o.isa, "CoreOptions.isa");
+  resolve_isa(e.isa);  // refuses an ISA this CPU lacks now, not at the first forward
+  e.precision = parse_precision(o.precision, "CoreOptions.precision");
   return e;
 }
 

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -93,6 +94,31 @@ TEST_CASE("CoreHandle misuse and bad input give the public error classes with cl
   bad.threads = -1;
   CHECK_THROWS_AS(npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", bad),
                   npcore::UsageError);
+  bad = {};
+  bad.isa = "sse9";
+  CHECK_THROWS_WITH(npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", bad),
+                    Contains("CoreOptions.isa") && Contains("unknown ISA 'sse9'"));
+  bad = {};
+  bad.precision = "sloppy";
+  CHECK_THROWS_WITH(npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", bad),
+                    Contains("CoreOptions.precision"));
+  {  // every ISA this CPU runs, and precision fast, give the same output as the default within tolerance
+    npcore::CoreOptions o;
+    o.isa = "generic";
+    o.precision = "fast";
+    npcore::CoreHandle g = npcore::CoreHandle::load(kCase + ".json", kCase + ".weights.safetensors", o);
+    std::vector<float> yg(y.size()), yd(y.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 7919) % 101) / 101.0f - 0.5f;
+    g.forward(x.data(), {1, 1, 64, 96}, yg.data(), yg.size());
+    core.forward(x.data(), {1, 1, 64, 96}, yd.data(), yd.size());
+    float worst = 0, scale = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      worst = std::max(worst, std::abs(yg[i] - yd[i]));
+      scale = std::max(scale, std::abs(yd[i]));
+    }
+    CHECK(scale > 0);
+    CHECK(worst <= 1e-4f * scale);
+  }
   CHECK_THROWS_WITH(npcore::CoreHandle::load(kCase + ".json", "/nonexistent.pth"),
                     Contains("/nonexistent.pth"));
   npcore::CoreHandle moved = std::move(core);

@@ -34,6 +34,10 @@ struct CoreOptions {
   int threads = 0;                 // threads per forward call; 0: OpenMP's default (omp_get_max_threads())
   bool winograd = true;            // native backend: Winograd for eligible 3x3/5x5/7x7 convolutions
   bool fuse = true;                // fold norms and activations into convolutions
+  std::string isa = "auto";        // native kernels: "auto" (the CPU's best, or $NPCORE_ISA), "avx512",
+                                   // "avx2", "generic"; an ISA the CPU lacks is a ConfigError
+  std::string precision = "accurate";  // "accurate" (at least PyTorch float32's accuracy; Winograd for
+                                       // 3x3 only) or "fast" (Winograd also for 5x5 and 7x7; docs/ACCURACY.md)
 };
 
 class NPCORE_API CoreHandle {
