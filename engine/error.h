@@ -42,4 +42,17 @@ class BackendError : public Error {
   using Error::Error;
 };
 
+// Misuse of the API: plan() before prepare(), a workspace that another plan made, a run state from
+// another kernel. The call was wrong, not the data or the backend.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+// An allocation that failed or that would pass EngineOptions::max_memory; the message names the sizes.
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace npcore

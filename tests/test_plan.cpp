@@ -131,12 +131,12 @@ TEST_CASE("a plan refuses other shapes and foreign workspaces", "[plan]") {
   CHECK_THROWS_WITH(plan->run(Tensor(c.input), small_out, ws),
                     Contains("core output") && Contains("planned shape"));
   Workspace empty;
-  CHECK_THROWS_AS(plan->run(Tensor(c.input), out, empty), BackendError);
+  CHECK_THROWS_AS(plan->run(Tensor(c.input), out, empty), UsageError);
   // Planning an input the core cannot take names the problem.
   CHECK_THROWS_WITH(core->plan({1, 3, 17, 23}), Contains("3 channels"));
   // A core must be prepared before it is planned.
   auto fresh = make_core(c.json, "fresh");
-  CHECK_THROWS_AS(fresh->plan(c.input), BackendError);
+  CHECK_THROWS_AS(fresh->plan(c.input), UsageError);
 }
 
 TEST_CASE("a steady-state run allocates nothing", "[plan]") {

@@ -22,6 +22,10 @@ void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
   if (with_fuse) cmd->add_flag("--no-fuse", no_fuse, "Run norms and activations as separate layers");
   cmd->add_flag("--no-winograd", no_winograd,
                 "native backend: sum every convolution directly (no Winograd F(2x2, r x r) for 3x3/5x5/7x7)");
+  cmd->add_option("--max-memory", max_memory,
+                  "Largest buffers one planned input shape may allocate (workspace + output), in bytes, or "
+                  "with a unit: 512MB, 2GB, 1GiB (default 0: no cap); a larger shape fails before allocating")
+      ->transform(CLI::AsSizeValue(false));
 }
 
 EngineOptions EngineFlags::options() const {
@@ -30,6 +34,7 @@ EngineOptions EngineFlags::options() const {
   o.threads = threads;
   o.fuse = !no_fuse;
   o.winograd = !no_winograd;
+  o.max_memory = size_t(max_memory);
   return o;
 }
 
