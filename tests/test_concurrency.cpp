@@ -49,7 +49,7 @@ std::vector<Tensor> inputs(int64_t channels) {
 
 }  // namespace
 
-TEST_CASE("8 threads share one prepared core: forward on different inputs and shapes equals serial, bitwise",
+TEST_CASE("8 threads share one prepared core: forward on different inputs and shapes is bitwise serial",
           "[concurrency]") {
   for (const char* json : {kCore, kSE}) {
     for (Backend b : kBackends) {
@@ -80,7 +80,7 @@ TEST_CASE("8 threads share one prepared core: forward on different inputs and sh
   }
 }
 
-TEST_CASE("8 threads share one plan, each with its own workspace, bitwise equal to serial", "[concurrency]") {
+TEST_CASE("8 threads share one plan with a workspace each: bitwise equal to serial", "[concurrency]") {
   for (Backend b : kBackends) {
     INFO(backend_name(b));
     auto core = prepared(kCore, b, 2);
@@ -158,7 +158,7 @@ TEST_CASE("cores are loaded from files and prepared on several threads at once",
   }
 }
 
-TEST_CASE("determinism: the same input gives bitwise the same output, run after run", "[determinism]") {
+TEST_CASE("determinism: the same input gives bitwise the same output run after run", "[determinism]") {
   for (const char* json : {kCore, kSE}) {
     for (Backend b : kBackends) {
       for (int threads : {1, 2}) {
@@ -180,9 +180,11 @@ TEST_CASE("determinism: the same input gives bitwise the same output, run after 
   }
 }
 
-TEST_CASE("determinism across thread counts (1, 2, 3): the backends the docs list", "[determinism]") {
-  // docs/RELIABILITY.md: every backend splits work across threads by whole output elements and sums each
-  // element in a fixed order, so the thread count does not change the bits.
+TEST_CASE("determinism across thread counts 1 2 3: bitwise on reference, within rounding elsewhere",
+          "[determinism]") {
+  // docs/RELIABILITY.md: the reference backend gives each output element to one thread and sums it in a
+  // fixed order, so its bits do not depend on the thread count. gemm (and native, which runs gemm without
+  // AVX-512) and onednn block their sums by thread count: their bits may change with it, by rounding only.
   for (const char* json : {kCore, kSE}) {
     for (Backend b : kBackends) {
       INFO(backend_name(b) << " " << json);
@@ -190,7 +192,11 @@ TEST_CASE("determinism across thread counts (1, 2, 3): the backends the docs lis
       const Tensor one = prepared(json, b, 1)->forward(x);
       for (int threads : {2, 3}) {
         INFO("threads " << threads);
-        CHECK(bitwise_equal(prepared(json, b, threads)->forward(x), one));
+        const Tensor many = prepared(json, b, threads)->forward(x);
+        if (b == Backend::Reference)
+          CHECK(bitwise_equal(many, one));
+        else
+          CHECK(test::normalised_error(many, one) < 1e-5);
       }
     }
   }
