@@ -19,14 +19,12 @@ ref=${NPCORE_REF_DIR:-../shared/ref}
 mkdir -p "$dir/logs" "$dir/findings"
 
 # Seeds: files up to 256 KiB (libFuzzer's -max_len below); larger ones would only be cut.
-seed() {  # seed CORPUS FILE...
-  local corpus=$1 f
+seed() {  # seed CORPUS FILE... (one find and one cp: cheap even under load)
+  local corpus=$1
   shift
-  for f in "$@"; do
-    [[ -f $f ]] || continue
-    (($(stat -c %s "$f") <= 262144)) && cp -f "$f" "$corpus/seed_$(basename "$f")"
-  done
-  return 0
+  (($#)) || return 0
+  # Same-named files (the fixtures are copies of reference cases) are kept once.
+  find "$@" -maxdepth 0 -type f -size -257k -exec cp -n -t "$corpus" {} + 2>/dev/null || true
 }
 make_corpus() {  # make_corpus TARGET
   local t=$1 c=$dir/corpus/$1
