@@ -244,7 +244,7 @@ static Tensor parse_npy_unguarded(const uint8_t* data, size_t size, const std::s
   Tensor t;
   try {
     t = Tensor(shape);
-  } catch (const std::bad_alloc&) {
+  } catch (const ResourceError&) {  // Tensor's allocation failed
     throw FormatError(source + ": cannot allocate " + std::to_string(numel * sizeof(float)) +
                       " bytes for the float32 array " + shape.str() + " (out of memory)");
   }
