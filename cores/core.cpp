@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "engine/guard.h"
 #include "engine/rng.h"
 #include "weights/state_dict.h"
 #include "weights/weight_spec.h"
@@ -28,6 +29,14 @@ Shape concat_shape(const std::vector<Shape>& parts, const std::string& what) {
     s[1] += p[1];
   }
   return s;
+}
+
+// Throws ResourceError if a plan's buffers (`workspace` bytes of scratch and `output` bytes) pass `cap`.
+void check_memory_cap(const std::string& type, const Shape& in, size_t workspace, size_t output, size_t cap) {
+  if (cap == 0 || workspace + output <= cap) return;
+  throw ResourceError(type + ": input " + in.str() + " needs " + std::to_string(workspace + output) +
+                      " bytes (workspace " + std::to_string(workspace) + " + output " + std::to_string(output) +
+                      "), more than the memory cap of " + std::to_string(cap) + " bytes (max_memory)");
 }
 
 }  // namespace
@@ -76,23 +85,27 @@ WeightSpec Core::weight_spec() const {
 }
 
 void Core::load(const StateDict& sd) {
-  weight_spec().check(sd, type());
-  // Value checks (a negative variance, a Hermite basis that disagrees) happen inside the layers' load,
-  // after earlier blocks took their new weights: a load that fails leaves the core unusable until a load
-  // or init succeeds, rather than running a mix of two state_dicts. Existing plans are unaffected (they
-  // own copies of their weights).
-  prepared_ = false;
-  failed_load_ = sd.source();
-  for (const auto& b : blocks_) b->load(sd);
-  after_load(sd);
-  failed_load_.clear();
+  guard_call(std::string(type()) + ": load", [&] {
+    weight_spec().check(sd, type());
+    // Value checks (a negative variance, a Hermite basis that disagrees) happen inside the layers' load,
+    // after earlier blocks took their new weights: a load that fails leaves the core unusable until a load
+    // or init succeeds, rather than running a mix of two state_dicts. Existing plans are unaffected (they
+    // own copies of their weights).
+    prepared_ = false;
+    failed_load_ = sd.source();
+    for (const auto& b : blocks_) b->load(sd);
+    after_load(sd);
+    failed_load_.clear();
+  });
 }
 
 void Core::init(uint64_t seed) {
-  Rng rng(seed);
-  for (const auto& b : blocks_) b->init(rng);
-  failed_load_.clear();
-  prepared_ = false;
+  guard_call(std::string(type()) + ": init", [&] {
+    Rng rng(seed);
+    for (const auto& b : blocks_) b->init(rng);
+    failed_load_.clear();
+    prepared_ = false;
+  });
 }
 
 StateDict Core::state_dict() const {
@@ -102,57 +115,93 @@ StateDict Core::state_dict() const {
 }
 
 void Core::prepare(const EngineOptions& opt) {
-  if (!failed_load_.empty())
-    throw WeightError(std::string(type()) + ": loading " + failed_load_ +
-                      " failed part-way; load a state_dict (or init) successfully before prepare()");
-  opt_ = opt;
-  for (const auto& b : blocks_) prepare_layer(*b, opt);
-  prepared_ = true;
+  guard_call(std::string(type()) + ": prepare", [&] {
+    if (!failed_load_.empty())
+      throw WeightError(std::string(type()) + ": loading " + failed_load_ +
+                        " failed part-way; load a state_dict (or init) successfully before prepare()");
+    opt_ = opt;
+    for (const auto& b : blocks_) prepare_layer(*b, opt);
+    prepared_ = true;
+  });
 }
 
 std::unique_ptr<Plan> Core::plan(const Shape& in) const {
-  if (!prepared_) throw UsageError(std::string(type()) + ": plan() before prepare()");
-  auto p = std::unique_ptr<Plan>(new Plan());
-  p->type_ = type();
-  p->in_ = in;
-  p->out_ = output_shape(in);  // validates the whole wiring first, with messages naming blocks
-  p->threads_ = opt_.threads;
-  p->onednn_ = opt_.backend == Backend::OneDnn;
-  // Kernels and ops size their thread teams and per-thread scratch when made: make them under the plan's
-  // count (passed explicitly; OpenMP's settings stay the program's).
-  PlanThreads scope(opt_.threads);
-  p->ring_ = int(skip_ > 1 ? skip_ : 1) + 1;
-  p->sources_ = block_sources();
-  const size_t nb = blocks_.size();
-  p->out_offsets_.assign(nb, {});
-  for (size_t b = 0; b < nb; ++b) {
-    Shape bin = in;
-    if (b > 0) {
-      bin = p->block_out_[p->sources_[b][0]];
-      bin[1] = 0;
-      for (size_t k : p->sources_[b]) bin[1] += p->block_out_[k][1];
-      if (p->sources_[b].size() > 1) p->concat_floats_ = std::max(p->concat_floats_, size_t(bin.numel()));
-    }
-    p->block_in_.push_back(bin);
-    auto op = blocks_[b]->plan(bin, opt_);
-    op->name = blocks_[b]->label();
-    p->block_scratch_ = std::max(p->block_scratch_, op->scratch_floats());
-    p->names_.push_back(blocks_[b]->name());
-    p->block_out_.push_back(op->out_shape);
-    p->blocks_.push_back(std::move(op));
+  try {
+    return plan_unchecked(in);
+  } catch (const ShapeError& e) {
+    // Shape::numel's overflow check (a block's tensor of more than 2^62 elements) knows no core: name it.
+    const std::string msg = e.what();
+    if (msg.rfind(type(), 0) == 0) throw;
+    throw ShapeError(std::string(type()) + ": input " + in.str() + ": " + msg);
   }
-  int64_t off = 0;
-  for (int64_t i : stack_) {
-    p->out_offsets_[size_t(i)].push_back(off);
-    off += p->block_out_[size_t(i)][1];
-  }
-  p->slot_.assign(nb, -1);
-  for (size_t b = 0; b < nb; ++b)
-    if (p->out_offsets_[b].empty()) {
-      p->slot_[b] = int(b % size_t(p->ring_));
-      p->slot_floats_ = std::max(p->slot_floats_, size_t(p->block_out_[b].numel()));
+}
+
+std::unique_ptr<Plan> Core::plan_unchecked(const Shape& in) const {
+  return guard_call(std::string(type()) + ": plan " + in.str(), [&] {
+    if (!prepared_) throw UsageError(std::string(type()) + ": plan() before prepare()");
+    auto p = std::unique_ptr<Plan>(new Plan());
+    p->type_ = type();
+    p->in_ = in;
+    p->out_ = output_shape(in);  // validates the whole wiring first, with messages naming blocks
+    p->threads_ = opt_.threads;
+    p->onednn_ = opt_.backend == Backend::OneDnn;
+    // Kernels and ops size their thread teams and per-thread scratch when made: make them under the plan's
+    // count (passed explicitly; OpenMP's settings stay the program's).
+    PlanThreads scope(opt_.threads);
+    p->ring_ = int(skip_ > 1 ? skip_ : 1) + 1;
+    p->sources_ = block_sources();
+    const size_t nb = blocks_.size();
+    p->out_offsets_.assign(nb, {});
+    if (opt_.max_memory) {
+      // Before any kernel is made: the activation buffers alone (ring slots, concatenation, output), from
+      // the block shapes; the kernels' scratch is added below, once the kernels say how much they need.
+      size_t slot = 0, concat = 0;
+      std::vector<Shape> outs;
+      for (size_t b = 0; b < nb; ++b) {
+        Shape bin = in;
+        if (b > 0) {
+          bin = outs[p->sources_[b][0]];
+          bin[1] = 0;
+          for (size_t k : p->sources_[b]) bin[1] += outs[k][1];
+          if (p->sources_[b].size() > 1) concat = std::max(concat, size_t(bin.numel()));
+        }
+        outs.push_back(blocks_[b]->output_shape(bin));
+        slot = std::max(slot, size_t(outs.back().numel()));
+      }
+      check_memory_cap(type(), in, (size_t(p->ring_) * round_floats(slot) + round_floats(concat)) * sizeof(float),
+                       size_t(p->out_.numel()) * sizeof(float), opt_.max_memory);
     }
-  return p;
+    for (size_t b = 0; b < nb; ++b) {
+      Shape bin = in;
+      if (b > 0) {
+        bin = p->block_out_[p->sources_[b][0]];
+        bin[1] = 0;
+        for (size_t k : p->sources_[b]) bin[1] += p->block_out_[k][1];
+        if (p->sources_[b].size() > 1) p->concat_floats_ = std::max(p->concat_floats_, size_t(bin.numel()));
+      }
+      p->block_in_.push_back(bin);
+      auto op = blocks_[b]->plan(bin, opt_);
+      op->name = blocks_[b]->label();
+      p->block_scratch_ = std::max(p->block_scratch_, op->scratch_floats());
+      p->names_.push_back(blocks_[b]->name());
+      p->block_out_.push_back(op->out_shape);
+      p->blocks_.push_back(std::move(op));
+    }
+    int64_t off = 0;
+    for (int64_t i : stack_) {
+      p->out_offsets_[size_t(i)].push_back(off);
+      off += p->block_out_[size_t(i)][1];
+    }
+    p->slot_.assign(nb, -1);
+    for (size_t b = 0; b < nb; ++b)
+      if (p->out_offsets_[b].empty()) {
+        p->slot_[b] = int(b % size_t(p->ring_));
+        p->slot_floats_ = std::max(p->slot_floats_, size_t(p->block_out_[b].numel()));
+      }
+    check_memory_cap(type(), in, p->workspace_floats() * sizeof(float), size_t(p->out_.numel()) * sizeof(float),
+                     opt_.max_memory);
+    return p;
+  });
 }
 
 Tensor Core::forward(const Tensor& in, const TapFn* tap) const {
@@ -163,14 +212,20 @@ Tensor Core::forward(const Tensor& in, const TapFn* tap) const {
 // ---- Plan -------------------------------------------------------------------------------------------
 
 Workspace Plan::make_workspace() const {
-  Workspace ws;
-  ws.scratch_floats = size_t(ring_) * round_floats(slot_floats_) + round_floats(concat_floats_) + block_scratch_;
-  ws.scratch = aligned_floats(ws.scratch_floats);
-  auto st = std::make_unique<CoreState>();
-  for (const auto& b : blocks_) st->blocks.push_back(b->make_state());
-  ws.state = std::move(st);
-  ws.owner = this;
-  return ws;
+  return guard_call(type_ + ": make_workspace", [&] {
+    Workspace ws;
+    ws.scratch_floats = workspace_floats();
+    ws.scratch = aligned_floats(ws.scratch_floats);
+    auto st = std::make_unique<CoreState>();
+    for (const auto& b : blocks_) st->blocks.push_back(b->make_state());
+    ws.state = std::move(st);
+    ws.owner = this;
+    return ws;
+  });
+}
+
+size_t Plan::workspace_floats() const {
+  return size_t(ring_) * round_floats(slot_floats_) + round_floats(concat_floats_) + block_scratch_;
 }
 
 double Plan::conv_flops() const {
@@ -182,55 +237,59 @@ double Plan::conv_flops() const {
 double Plan::block_conv_flops(size_t i) const { return blocks_.at(i)->conv_flops(); }
 
 void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const {
-  if (in.shape() != in_)
-    throw ShapeError(type_ + ": core input " + in.shape().str() + " does not match the planned shape " + in_.str());
-  if (out.shape() != out_)
-    throw ShapeError(type_ + ": core output " + out.shape().str() + " does not match the planned shape " + out_.str());
-  if (ws.owner != this || !ws.scratch || !ws.state)
-    throw UsageError(type_ + ": the workspace was not made by this plan (use its make_workspace())");
-  auto* st = static_cast<CoreState*>(ws.state.get());
-  // Kernels were made for the plan's thread count and pass it to OpenMP themselves; only oneDNN reads this
-  // thread's OpenMP setting at execute time.
-  OneDnnThreads scope(onednn_ ? threads_ : 0);
+  guard_call([this] { return type_ + ": run"; }, [&] {
+    if (in.shape() != in_)
+      throw ShapeError(type_ + ": core input " + in.shape().str() + " does not match the planned shape " + in_.str());
+    if (out.shape() != out_)
+      throw ShapeError(type_ + ": core output " + out.shape().str() + " does not match the planned shape " + out_.str());
+    if (ws.owner != this || !ws.scratch || !ws.state)
+      throw UsageError(type_ + ": the workspace was not made by this plan (use its make_workspace())");
+    auto* st = static_cast<CoreState*>(ws.state.get());
+    // Kernels were made for the plan's thread count and pass it to OpenMP themselves; only oneDNN reads this
+    // thread's OpenMP setting at execute time.
+    OneDnnThreads scope(onednn_ ? threads_ : 0);
 
-  float* ring = ws.scratch.get();
-  float* concat = ring + size_t(ring_) * round_floats(slot_floats_);
-  float* scratch = concat + round_floats(concat_floats_);
-  // Where block b's output lives (no allocation: views only).
-  auto output_of = [&](size_t b) -> Tensor {
-    if (slot_[b] >= 0) return Tensor::wrap(ring + size_t(slot_[b]) * round_floats(slot_floats_), block_out_[b]);
-    return out.channels(out_offsets_[b][0], block_out_[b][1]);
-  };
-  for (size_t b = 0; b < blocks_.size(); ++b) {
-    Tensor bin;
-    if (b == 0) {
-      bin = in;
-    } else if (sources_[b].size() == 1) {
-      bin = output_of(sources_[b][0]);
-    } else {  // skip > 1: concatenate the sources' outputs
-      bin = Tensor::wrap(concat, block_in_[b]);
-      int64_t c = 0;
-      for (size_t k : sources_[b]) {
-        Tensor part = bin.channels(c, block_out_[k][1]);
-        part.copy_from(output_of(k));
-        c += block_out_[k][1];
+    float* ring = ws.scratch.get();
+    float* concat = ring + size_t(ring_) * round_floats(slot_floats_);
+    float* scratch = concat + round_floats(concat_floats_);
+    // Where block b's output lives (no allocation: views only).
+    auto output_of = [&](size_t b) -> Tensor {
+      if (slot_[b] >= 0) return Tensor::wrap(ring + size_t(slot_[b]) * round_floats(slot_floats_), block_out_[b]);
+      return out.channels(out_offsets_[b][0], block_out_[b][1]);
+    };
+    for (size_t b = 0; b < blocks_.size(); ++b) {
+      Tensor bin;
+      if (b == 0) {
+        bin = in;
+      } else if (sources_[b].size() == 1) {
+        bin = output_of(sources_[b][0]);
+      } else {  // skip > 1: concatenate the sources' outputs
+        bin = Tensor::wrap(concat, block_in_[b]);
+        int64_t c = 0;
+        for (size_t k : sources_[b]) {
+          Tensor part = bin.channels(c, block_out_[k][1]);
+          part.copy_from(output_of(k));
+          c += block_out_[k][1];
+        }
       }
+      Tensor dst = output_of(b);
+      blocks_[b]->run(bin, dst, scratch, st->blocks[b].get());
+      for (size_t k = 1; k < out_offsets_[b].size(); ++k) {
+        Tensor extra = out.channels(out_offsets_[b][k], block_out_[b][1]);
+        extra.copy_from(dst);
+      }
+      if (tap) (*tap)(names_[b], dst);
     }
-    Tensor dst = output_of(b);
-    blocks_[b]->run(bin, dst, scratch, st->blocks[b].get());
-    for (size_t k = 1; k < out_offsets_[b].size(); ++k) {
-      Tensor extra = out.channels(out_offsets_[b][k], block_out_[b][1]);
-      extra.copy_from(dst);
-    }
-    if (tap) (*tap)(names_[b], dst);
-  }
+  });
 }
 
 Tensor Plan::run(const Tensor& in, const TapFn* tap) const {
-  Tensor out(out_);
-  Workspace ws = make_workspace();
-  run(in, out, ws, tap);
-  return out;
+  return guard_call(type_ + ": run", [&] {
+    Tensor out(out_);
+    Workspace ws = make_workspace();
+    run(in, out, ws, tap);
+    return out;
+  });
 }
 
 }  // namespace npcore

@@ -29,8 +29,10 @@ class Plan {
   const Shape& output_shape() const { return out_; }
   // Memory and state for one thread; reuse it for every run on that thread.
   Workspace make_workspace() const;
+  // Floats of one workspace's scratch (what make_workspace allocates besides small per-op state).
+  size_t workspace_floats() const;
   // Runs the core. `in` and `out` must have the planned shapes (out may be a view); throws ShapeError
-  // otherwise, and BackendError for a workspace another plan made. Allocates nothing on the reference,
+  // otherwise, and UsageError for a workspace another plan made. Allocates nothing on the reference,
   // gemm and native backends (oneDNN allocates inside its own execute).
   void run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap = nullptr) const;
   // Convenience: allocates the output and a workspace.
@@ -87,7 +89,8 @@ class Core {
   void prepare(const EngineOptions& opt);
   const EngineOptions& options() const { return opt_; }
   bool prepared() const { return prepared_; }
-  // Kernels and buffer layout for one input shape.
+  // Kernels and buffer layout for one input shape. Throws UsageError before prepare(), ShapeError for an
+  // input the core cannot take, ResourceError if the buffers would pass options().max_memory.
   std::unique_ptr<Plan> plan(const Shape& in) const;
   // Convenience for one-off use: plan, allocate, run.
   Tensor forward(const Tensor& in, const TapFn* tap = nullptr) const;
@@ -98,6 +101,7 @@ class Core {
   virtual void after_load(const StateDict& sd) {}
   // Per block, the earlier blocks whose outputs (concatenated along channels) form its input.
   std::vector<std::vector<size_t>> block_sources() const;
+  std::unique_ptr<Plan> plan_unchecked(const Shape& in) const;
 
   int64_t input_channels_ = 0;
   std::vector<std::unique_ptr<Sequential>> blocks_;

@@ -1,4 +1,5 @@
 #include "cores/factory.h"
+#include "engine/guard.h"
 
 #include <fstream>
 #include <functional>
@@ -129,7 +130,7 @@ std::string names_of(const Map& m) {
 
 }  // namespace
 
-std::unique_ptr<Core> make_core(const std::string& json_text, const std::string& source) {
+static std::unique_ptr<Core> make_core_unguarded(const std::string& json_text, const std::string& source) {
   json j = parse_json(json_text, source);
   if (!j.is_object()) throw ConfigError(source + ": must be a JSON object with 'core' and 'config'");
   if (!j.contains("core")) {
@@ -149,7 +150,7 @@ std::unique_ptr<Core> make_core(const std::string& json_text, const std::string&
 
 std::unique_ptr<Core> load_core(const std::string& path) { return make_core(read_text_file(path), path); }
 
-std::unique_ptr<Layer> make_module(const std::string& json_text, const std::string& source) {
+static std::unique_ptr<Layer> make_module_unguarded(const std::string& json_text, const std::string& source) {
   json j = parse_json(json_text, source);
   if (!j.is_object() || !j.contains("module") || !j["module"].is_string())
     throw ConfigError(source + ": lacks 'module' (the layer's class name)");
@@ -188,6 +189,14 @@ std::string read_text_file(const std::string& path, size_t max_bytes) {
   std::string s = ss.str();
   if (s.size() > max_bytes) throw FormatError(path + ": larger than " + std::to_string(max_bytes) + " bytes");
   return s;
+}
+
+std::unique_ptr<Core> make_core(const std::string& json_text, const std::string& source) {
+  return guard_call(source, [&] { return make_core_unguarded(json_text, source); });
+}
+
+std::unique_ptr<Layer> make_module(const std::string& json_text, const std::string& source) {
+  return guard_call(source, [&] { return make_module_unguarded(json_text, source); });
 }
 
 }  // namespace npcore

@@ -98,7 +98,7 @@ class OneDnnConv final : public ConvKernel {
     check_run_shapes(Backend::OneDnn, p_, in_, out_, in, out);
     auto* st = dynamic_cast<OneDnnState*>(state);
     if (!st)
-      throw BackendError("onednn conv " + p_.str() + ": run() needs the RunState made by make_state()");
+      throw UsageError("onednn conv " + p_.str() + ": run() needs the RunState made by make_state()");
 
     if (in_[0] == 1 || (in.contiguous() && out.contiguous())) {
       execute(prim_, st->batched, in.data(), out.data(), scratch, st->stream);

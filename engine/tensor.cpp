@@ -52,7 +52,8 @@ std::string Shape::str() const {
 void AlignedFree::operator()(void* p) const { std::free(p); }
 
 AlignedBuffer aligned_floats(size_t count) {
-  if (count > (size_t(1) << 60) / sizeof(float)) throw std::bad_alloc();
+  if (count > (size_t(1) << 60) / sizeof(float))
+    throw ResourceError("cannot allocate " + std::to_string(count) + " floats (more than 2^60 bytes)");
   size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
   if (bytes == 0) bytes = 64;
   // Large buffers (workspaces, activations) on 2 MiB boundaries and marked for transparent huge pages:
@@ -61,12 +62,12 @@ AlignedBuffer aligned_floats(size_t count) {
   if (bytes >= 2 * kHuge) {
     bytes = (bytes + kHuge - 1) / kHuge * kHuge;
     void* p = std::aligned_alloc(kHuge, bytes);
-    if (!p) throw std::bad_alloc();
+    if (!p) throw ResourceError("out of memory allocating " + std::to_string(bytes) + " bytes");
     ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only; failure is harmless
     return AlignedBuffer(static_cast<float*>(p));
   }
   void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
+  if (!p) throw ResourceError("out of memory allocating " + std::to_string(bytes) + " bytes");
   return AlignedBuffer(static_cast<float*>(p));
 }
 

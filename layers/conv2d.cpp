@@ -114,7 +114,7 @@ void Conv2d::prepare(const EngineOptions&) {
 }
 
 std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
-  if (!prepared_) throw BackendError(label() + ": plan() before prepare()");
+  if (!prepared_) throw UsageError(label() + ": plan() before prepare()");
   ConvSpec spec;
   spec.params = p_;
   spec.params.bias = !folded_bias_.empty();

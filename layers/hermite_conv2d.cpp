@@ -329,7 +329,7 @@ void HermiteConv2D::prepare(const EngineOptions& opt) {
 }
 
 std::unique_ptr<Op> HermiteConv2D::make_op(const Shape& in, const EngineOptions& opt) const {
-  if (!bank_ready_) throw BackendError(label() + ": plan() before prepare()");
+  if (!bank_ready_) throw UsageError(label() + ": plan() before prepare()");
   return conv_.plan(in, opt);
 }
 

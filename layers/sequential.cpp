@@ -156,7 +156,7 @@ std::vector<std::string> Sequential::stage_names() const {
 }
 
 std::unique_ptr<Op> Sequential::make_op(const Shape& in, const EngineOptions& opt) const {
-  if (!prepared_) throw BackendError(label() + ": plan() before prepare()");
+  if (!prepared_) throw UsageError(label() + ": plan() before prepare()");
   output_shape(in);  // validates every child, those absorbed by fusion too, naming the one that fails
   auto op = std::make_unique<SequentialOp>();
   op->in_shape = in;

@@ -92,6 +92,11 @@ TEST_CASE("re-initialising or reloading a core does not change its existing plan
 }
 
 TEST_CASE("single-thread steady-state runs allocate nothing (SE, attention, pooling, unfused)", "[robust]") {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer owns malloc: allocations cannot be counted (the normal build checks this).
+  WARN("allocation counting is off under AddressSanitizer: skipped");
+  return;
+#endif
   REQUIRE(test::AllocCount::available());
   const char* tl = R"({"core": "TransferLearningCore", "config": {"input_channels": 1,
       "tl_model_name": "vgg11", "layers": 6, "pretrained": false}})";

@@ -20,7 +20,7 @@ void register_demo(CLI::App& app, int& status);
 void register_bench(CLI::App& app, int& status);
 void register_convert(CLI::App& app, int& status);
 
-// Shared options: --backend NAME and --threads N.
+// Shared options: --backend NAME, --threads N, --no-fuse, --no-winograd, --max-memory BYTES.
 struct EngineFlags {
   std::string backend = "native";
   int threads = 0;
@@ -28,6 +28,7 @@ struct EngineFlags {
   bool no_winograd = false;
   std::string isa = "auto";
   std::string precision = "accurate";
+  uint64_t max_memory = 0;
   void add_to(CLI::App* cmd, bool with_fuse = true);
   EngineOptions options() const;  // validates
 };

@@ -31,6 +31,10 @@ void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
                   "accurate (default: Winograd only for 3x3, at least as exact as PyTorch float32) or fast "
                   "(also Winograd F(2x2, 5x5) and F(2x2, 7x7): faster, 2-4x the error; docs/ACCURACY.md)")
       ->capture_default_str();
+  cmd->add_option("--max-memory", max_memory,
+                  "Largest buffers one planned input shape may allocate (workspace + output), in bytes, or "
+                  "with a unit: 512MB, 2GB, 1GiB (default 0: no cap); a larger shape fails before allocating")
+      ->transform(CLI::AsSizeValue(false));
 }
 
 EngineOptions EngineFlags::options() const {
@@ -41,6 +45,7 @@ EngineOptions EngineFlags::options() const {
   o.winograd = !no_winograd;
   o.isa = resolve_isa(parse_isa(isa, "--isa"));
   o.precision = parse_precision(precision, "--precision");
+  o.max_memory = size_t(max_memory);
   return o;
 }
 

@@ -1,4 +1,5 @@
 #include "weights/npy.h"
+#include "engine/guard.h"
 
 #include <bit>
 #include <cstring>
@@ -177,7 +178,7 @@ std::string shape_tuple(const Shape& s) {
 
 }  // namespace
 
-NpyHeader parse_npy_header(const uint8_t* data, size_t size, const std::string& source) {
+static NpyHeader parse_npy_header_unguarded(const uint8_t* data, size_t size, const std::string& source) {
   if (size < kMagicLen + 2 || std::memcmp(data, kMagic, kMagicLen) != 0)
     bad(source, "it does not start with the magic string \\x93NUMPY");
   NpyHeader h;
@@ -218,7 +219,7 @@ NpyHeader parse_npy_header(const uint8_t* data, size_t size, const std::string& 
   return h;
 }
 
-Tensor parse_npy(const uint8_t* data, size_t size, const std::string& source) {
+static Tensor parse_npy_unguarded(const uint8_t* data, size_t size, const std::string& source) {
   const NpyHeader h = parse_npy_header(data, size, source);
   if (h.fortran_order)
     bad(source,
@@ -243,7 +244,7 @@ Tensor parse_npy(const uint8_t* data, size_t size, const std::string& source) {
   Tensor t;
   try {
     t = Tensor(shape);
-  } catch (const std::bad_alloc&) {
+  } catch (const ResourceError&) {  // Tensor's allocation failed
     throw FormatError(source + ": cannot allocate " + std::to_string(numel * sizeof(float)) +
                       " bytes for the float32 array " + shape.str() + " (out of memory)");
   }
@@ -252,7 +253,7 @@ Tensor parse_npy(const uint8_t* data, size_t size, const std::string& source) {
   return t;
 }
 
-Tensor read_npy(const std::string& path) {
+static Tensor read_npy_unguarded(const std::string& path) {
   auto file = MappedFile::open(path);
   return parse_npy(file->data(), file->size(), path);
 }
@@ -291,6 +292,18 @@ void write_npy(const std::string& path, const Tensor& t) {
     }
   }
   f.commit();
+}
+
+NpyHeader parse_npy_header(const uint8_t* data, size_t size, const std::string& source) {
+  return guard_call(source, [&] { return parse_npy_header_unguarded(data, size, source); });
+}
+
+Tensor parse_npy(const uint8_t* data, size_t size, const std::string& source) {
+  return guard_call(source, [&] { return parse_npy_unguarded(data, size, source); });
+}
+
+Tensor read_npy(const std::string& path) {
+  return guard_call(path, [&] { return read_npy_unguarded(path); });
 }
 
 }  // namespace npcore

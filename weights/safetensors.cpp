@@ -1,4 +1,5 @@
 #include "weights/safetensors.h"
+#include "engine/guard.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -39,7 +40,7 @@ bool mul_ok(uint64_t a, uint64_t b, uint64_t limit, uint64_t* out) {
 
 }  // namespace
 
-SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& source,
+static SafetensorsFile parse_safetensors_unguarded(const uint8_t* data, size_t size, const std::string& source,
                                   std::shared_ptr<const void> owner) {
   if (size < 8)
     bad(source, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
@@ -168,7 +169,7 @@ SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::s
   return out;
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
+static SafetensorsFile read_safetensors_unguarded(const std::string& path) {
   auto file = MappedFile::open(path);
   return parse_safetensors(file->data(), file->size(), path, file);
 }
@@ -293,6 +294,15 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
     st.emplace_back(name, std::move(s));
   }
   write_safetensors(path, st, metadata);
+}
+
+SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& source,
+                                  std::shared_ptr<const void> owner) {
+  return guard_call(source, [&] { return parse_safetensors_unguarded(data, size, source, std::move(owner)); });
+}
+
+SafetensorsFile read_safetensors(const std::string& path) {
+  return guard_call(path, [&] { return read_safetensors_unguarded(path); });
 }
 
 }  // namespace npcore

@@ -182,7 +182,7 @@ Tensor StateDict::get_float(const std::string& name) const {
   Tensor t;
   try {
     t = Tensor(shape);
-  } catch (const std::bad_alloc&) {
+  } catch (const ResourceError&) {  // Tensor's allocation failed
     throw WeightError(where + ": cannot allocate " + std::to_string(uint64_t(st.numel()) * sizeof(float)) +
                       " bytes for its float32 copy (out of memory)");
   }

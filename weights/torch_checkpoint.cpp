@@ -1,4 +1,5 @@
 #include "weights/torch_checkpoint.h"
+#include "engine/guard.h"
 
 #include <zip.h>
 #include <zlib.h>
@@ -523,7 +524,7 @@ const char* torch_format_name(TorchFormat f) {
   return f == TorchFormat::Zip ? "zip" : "legacy";
 }
 
-TorchCheckpoint parse_torch_checkpoint(const uint8_t* data, size_t size, const std::string& source,
+static TorchCheckpoint parse_torch_checkpoint_unguarded(const uint8_t* data, size_t size, const std::string& source,
                                        std::shared_ptr<const void> owner, TensorData mode) {
   switch (sniff_file_kind(data, size)) {
     case FileKind::TorchZip:
@@ -547,9 +548,18 @@ TorchCheckpoint parse_torch_checkpoint(const uint8_t* data, size_t size, const s
                     "], expected a zip archive (PK..) or a pickle (80 02)");
 }
 
-TorchCheckpoint read_torch_checkpoint(const std::string& path, TensorData mode) {
+static TorchCheckpoint read_torch_checkpoint_unguarded(const std::string& path, TensorData mode) {
   auto file = MappedFile::open(path);
   return parse_torch_checkpoint(file->data(), file->size(), path, file, mode);
+}
+
+TorchCheckpoint parse_torch_checkpoint(const uint8_t* data, size_t size, const std::string& source,
+                                       std::shared_ptr<const void> owner, TensorData mode) {
+  return guard_call(source, [&] { return parse_torch_checkpoint_unguarded(data, size, source, std::move(owner), mode); });
+}
+
+TorchCheckpoint read_torch_checkpoint(const std::string& path, TensorData mode) {
+  return guard_call(path, [&] { return read_torch_checkpoint_unguarded(path, mode); });
 }
 
 }  // namespace npcore

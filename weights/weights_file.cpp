@@ -1,4 +1,5 @@
 #include "weights/weights_file.h"
+#include "engine/guard.h"
 
 #include <cstring>
 
@@ -39,7 +40,7 @@ const char* file_kind_name(FileKind k) {
   return "unknown";
 }
 
-StateDictFile read_state_dict(const std::string& path, TensorData mode) {
+static StateDictFile read_state_dict_unguarded(const std::string& path, TensorData mode) {
   auto file = MappedFile::open(path);
   const FileKind kind = sniff_file_kind(file->data(), file->size());
   StateDictFile out;
@@ -87,5 +88,9 @@ StateDictFile read_state_dict(const std::string& path, TensorData mode) {
 }
 
 StateDict load_weights_file(const std::string& path) { return read_state_dict(path).tensors; }
+
+StateDictFile read_state_dict(const std::string& path, TensorData mode) {
+  return guard_call(path, [&] { return read_state_dict_unguarded(path, mode); });
+}
 
 }  // namespace npcore

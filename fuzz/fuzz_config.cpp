@@ -1,0 +1,22 @@
+// libFuzzer target: core and module descriptions (JSON) on arbitrary text: make_core / make_module, then
+// the output shape of a small input, as `npcore run` would ask. Only npcore::Error may come out.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cores/factory.h"
+#include "engine/error.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  try {
+    auto core = npcore::make_core(text, "fuzz.json");
+    core->output_shape({1, core->input_channels(), 32, 32});
+  } catch (const npcore::Error&) {
+  }
+  try {
+    npcore::make_module(text, "fuzz.json");
+  } catch (const npcore::Error&) {
+  }
+  return 0;
+}
