@@ -13,9 +13,10 @@ for isa in avx2 avx512; do
   for obj in "$dir"/$isa/*.o; do
     [ -e "$obj" ] || continue
     found=$((found + 1))
-    # Global and weak definitions (upper-case nm types); data of the C++ runtime (typeinfo, the
-    # personality reference) carries no instructions.
-    leaks=$(nm -C --defined-only "$obj" | awk '$2 ~ /^[A-Z]$/ || $2 == "u"' | cut -d' ' -f3- |
+    # Global and weak definitions of code (nm types T, W, i); data (typeinfo, the personality
+    # reference, thread-local variables of inline functions such as npcore::detail::plan_threads)
+    # carries no instructions.
+    leaks=$(nm -C --defined-only "$obj" | awk '$2 ~ /^[TWi]$/' | cut -d' ' -f3- |
       grep -v "npcore::native::$isa::" | grep -v '^typeinfo' | grep -v '^DW.ref.__gxx_personality_v0$' || true)
     if [ -n "$leaks" ]; then
       echo "$obj: defines symbols outside npcore::native::$isa:: (compiled with $isa flags, may be linked into baseline code):"
