@@ -1,9 +1,13 @@
 #!/bin/sh
-# The per-ISA kernels are compiled with AVX2 or AVX-512 flags. A function they define outside their own
-# namespace (npcore::native::<isa>::) - an inline function or template instantiated there, say
-# std::vector<float>::assign - is a weak symbol the linker may pick for every caller in the library,
-# baseline code included, and that caller then executes AVX-512 instructions on a CPU without them
-# (an illegal-instruction crash). This check fails if any such symbol is defined in a per-ISA object.
+# The per-ISA kernels (engine/native/<isa>/kernels.cpp) switch the target to their ISA only for their own
+# namespace, npcore::native::<isa>:: (engine/native/common/outside_isa.h says why). A per-ISA object may
+# still define its own copy of an inline function or template from outside that namespace - an
+# unoptimised or -O1 build emits std::unique_ptr's destructor there, say - and the linker keeps one copy
+# for the whole library, baseline callers included. Such a copy must be baseline code: were it compiled
+# for AVX2 or AVX-512, a CPU without them would die with an illegal instruction. This check disassembles
+# every code symbol (nm types T, W, i) of the per-ISA objects that lies outside the ISA's namespace and
+# fails if it holds a VEX or EVEX instruction (mnemonics v*: vmovaps, vfmadd231ps, vzeroupper, ...; the
+# x86-64-v2 baseline has none).
 # Usage: check_isa_symbols.sh <directory holding avx2/ and avx512/ object files>
 set -eu
 dir=$1
@@ -13,15 +17,21 @@ for isa in avx2 avx512; do
   for obj in "$dir"/$isa/*.o; do
     [ -e "$obj" ] || continue
     found=$((found + 1))
-    # Global and weak definitions of code (nm types T, W, i); data (typeinfo, the personality
-    # reference, thread-local variables of inline functions such as npcore::detail::plan_threads)
-    # carries no instructions.
-    leaks=$(nm -C --defined-only "$obj" | awk '$2 ~ /^[TWi]$/' | cut -d' ' -f3- |
-      grep -v "npcore::native::$isa::" | grep -v '^typeinfo' | grep -v '^DW.ref.__gxx_personality_v0$' || true)
+    outside=$(nm -C --defined-only "$obj" | awk '$2 ~ /^[TWi]$/' | cut -d' ' -f3- | grep -vc "npcore::native::$isa::" || true)
+    # Functions outside the namespace that contain vector-ISA instructions.
+    leaks=$(objdump -d -C --no-show-raw-insn "$obj" | awk -v ns="npcore::native::$isa::" '
+      /^[0-9a-f]+ <.*>:$/ { name = substr($0, index($0, "<") + 1); sub(/>:$/, "", name); next }
+      /^ *[0-9a-f]+:\t/ {
+        if (name == "" || index(name, ns) > 0) next
+        split($0, f, "\t"); split(f[2], w, " ")
+        if (w[1] ~ /^v/ && !(name in seen)) { seen[name] = 1; print name " (" w[1] ")" }
+      }')
     if [ -n "$leaks" ]; then
-      echo "$obj: defines symbols outside npcore::native::$isa:: (compiled with $isa flags, may be linked into baseline code):"
+      echo "$obj: functions outside npcore::native::$isa:: compiled for $isa (the linker may pick them for baseline callers):"
       echo "$leaks" | sed 's/^/  /'
       bad=1
+    else
+      echo "$obj: $outside code symbols outside npcore::native::$isa::, all baseline code"
     fi
   done
 done
@@ -29,5 +39,4 @@ if [ "$found" -lt 2 ]; then
   echo "check_isa_symbols: no per-ISA objects under $dir/avx2 and $dir/avx512"
   exit 1
 fi
-[ "$bad" -eq 0 ] && echo "check_isa_symbols: $found per-ISA objects define only their own namespace's functions"
 exit $bad

@@ -1,7 +1,8 @@
 #pragma once
 // The native backend's dispatch table: one per instruction set, each built from the algorithm templates
 // in engine/native/common/ instantiated with that ISA's vector traits (engine/native/<isa>/vec.h) in its
-// own translation unit, compiled with its own target flags and inside its own namespace
+// own translation unit, inside its own namespace, which alone is compiled for the ISA (#pragma GCC target;
+// engine/native/common/outside_isa.h)
 // (npcore::native::avx2, ::avx512), so that no inline function compiled for one ISA can be picked by the
 // linker for another (tests/check_isa_symbols.sh checks the objects). Adding an ISA (NEON) means one
 // folder with a vec.h and a kernels.cpp, and one line in dispatch.cpp.

@@ -1,6 +1,12 @@
 // The AVX2 + FMA kernels: the algorithm templates of engine/native/common/ instantiated with this ISA's vector
-// traits, inside namespace npcore::native::avx2. Compiled with this ISA's target flags (CMakeLists.txt);
+// traits, inside namespace npcore::native::avx2. Only this namespace is compiled for the ISA
+// (#pragma GCC target below, after engine/native/common/outside_isa.h: see there why);
 // only called after CPUID said the CPU has them (engine/native/dispatch.cpp).
+#include "engine/native/common/outside_isa.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
 #include "engine/native/avx2/vec.h"
 
 #define NPCORE_ISA_NS avx2
@@ -45,3 +51,5 @@ const Kernels& table() {
 }
 
 }  // namespace npcore::native::avx2
+
+#pragma GCC pop_options

@@ -1,6 +1,6 @@
 #pragma once
 // AVX2 + FMA vector traits: 8 floats, masks as vectors of all-ones/zero lanes. Included only by
-// engine/native/avx2/kernels.cpp (compiled with -mavx2 -mfma).
+// engine/native/avx2/kernels.cpp, after its #pragma GCC target("avx2,fma").
 #include "engine/intrinsics.h"
 
 #include <cstdint>

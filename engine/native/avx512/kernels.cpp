@@ -1,6 +1,12 @@
 // The AVX-512 kernels: the algorithm templates of engine/native/common/ instantiated with this ISA's vector
-// traits, inside namespace npcore::native::avx512. Compiled with this ISA's target flags (CMakeLists.txt);
+// traits, inside namespace npcore::native::avx512. Only this namespace is compiled for the ISA
+// (#pragma GCC target below, after engine/native/common/outside_isa.h: see there why);
 // only called after CPUID said the CPU has them (engine/native/dispatch.cpp).
+#include "engine/native/common/outside_isa.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+
 #include "engine/native/avx512/vec.h"
 
 #define NPCORE_ISA_NS avx512
@@ -45,3 +51,5 @@ const Kernels& table() {
 }
 
 }  // namespace npcore::native::avx512
+
+#pragma GCC pop_options

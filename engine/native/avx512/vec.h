@@ -1,6 +1,6 @@
 #pragma once
 // AVX-512 vector traits: 16 floats, __mmask16 masks. Included only by engine/native/avx512/kernels.cpp
-// (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq).
+// after its #pragma GCC target (avx512f, bw, vl, dq).
 #include "engine/intrinsics.h"
 
 #include <cstdint>
