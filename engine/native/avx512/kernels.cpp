@@ -4,8 +4,13 @@
 // only called after CPUID said the CPU has them (engine/native/dispatch.cpp).
 #include "engine/native/common/outside_isa.h"
 
+#if defined(__clang__)
+// clang has no #pragma GCC target: CMakeLists.txt compiles this file with the ISA's flags instead (the
+// fuzz build's way; the release build and its symbol check are GCC's).
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+#endif
 
 #include "engine/native/avx512/vec.h"
 
@@ -52,4 +57,6 @@ const Kernels& table() {
 
 }  // namespace npcore::native::avx512
 
+#if !defined(__clang__)
 #pragma GCC pop_options
+#endif
