@@ -1,0 +1,40 @@
+#pragma once
+// One ISA's dispatch table from the algorithm templates, given its vector traits V and its register
+// blocking (output channels per micro-tile of the direct convolution; of the Winograd GEMM, with
+// `wino_vecs` vectors of tiles, and `wino_ocb_big` channels x 1 vector for 7x7 kernels). Included by
+// engine/native/<isa>/kernels.cpp after it defines NPCORE_ISA_NS, inside that ISA's target region.
+#include "engine/native/common/direct_conv.h"
+#include "engine/native/common/max_pool.h"
+#include "engine/native/common/simd_math.h"
+#include "engine/native/common/winograd_conv.h"
+
+namespace npcore::native::NPCORE_ISA_NS {
+
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
+std::unique_ptr<ConvKernel> make_direct_conv(const ConvSpec& spec, const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new DirectConv<V, DirectOcb>(spec, in));
+}
+
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
+std::unique_ptr<ConvKernel> make_winograd_conv(const ConvSpec& spec, const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new WinogradConv<V, WinoOcb, WinoVecs, WinoOcbBig>(spec, in));
+}
+
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
+Kernels make_table(Isa isa) {
+  Kernels t;
+  t.isa = isa;
+  t.lanes = V::W;
+  t.direct_ocb = DirectOcb;
+  t.winograd_ocb = WinoOcb;
+  t.winograd_vecs = WinoVecs;
+  t.winograd_ocb_big = WinoOcbBig;
+  t.winograd_vecs_big = 1;
+  t.direct = &make_direct_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
+  t.winograd = &make_winograd_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
+  t.activation = &activation<V>;
+  t.max_pool_2x2 = &max_pool_2x2<V>;
+  return t;
+}
+
+}  // namespace npcore::native::NPCORE_ISA_NS
