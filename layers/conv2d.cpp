@@ -110,6 +110,7 @@ void Conv2d::prepare(const EngineOptions&) {
       folded_bias_.data()[o] = b + (affine_.shift.empty() ? 0.0f : affine_.shift[o]);
     }
   }
+  packs_ = std::make_shared<WeightPacks>();
   prepared_ = true;
 }
 
@@ -124,6 +125,7 @@ std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) c
   spec.allow_winograd = opt.winograd;
   spec.precision = opt.precision;
   spec.isa = opt.isa;
+  spec.packs = packs_.get();
   auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in));
   op->in_shape = in;
   op->out_shape = output_shape(in);
