@@ -177,6 +177,7 @@ void bench_model(const ModelBenchArgs& a) {
     text = with_sessions(text, a.config, s, n);
   }
   auto model = make_model(text, a.config);  // validates the JSON and input_shape first
+  check_input_channels(a.input_shape, a.channels, model->core().input_channels(), model->core().type());
   const json j = json::parse(text);
   const uint64_t seed =
       a.seed >= 0 ? uint64_t(a.seed)
