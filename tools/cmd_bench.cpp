@@ -165,8 +165,10 @@ void register_bench(CLI::App& app, int& status) {
       "thread count, and the process's peak resident memory (getrusage).\n"
       "Each convolution is listed with the algorithm and ISA it ran with (the JSON's convs).\n"
       "Fixed overhead: the same core, batch 1, on the smallest square image it accepts (almost no arithmetic) is "
-      "timed --runs times after the main runs; its median is what a forward costs besides compute (dispatch, "
-      "thread team, per-layer work), reported with its share of the median latency (the JSON's overhead).\n"
+      "timed max(--runs, 20) times after the main runs; its min and median are what a forward costs besides "
+      "compute (dispatch, thread team, per-layer work), reported with the median's share of the median latency "
+      "(the JSON's overhead). On a loaded machine the median includes waits for descheduled threads; the min is "
+      "the floor.\n"
       "GFLOP are direct-equivalent: 2 x the multiply-adds of direct summation, whatever algorithm runs. The "
       "native backend computes stride-1 3x3/5x5/7x7 convolutions with Winograd, which needs 2.25-3x fewer "
       "multiplications, so its GFLOP/s overstate the arithmetic done and can exceed 100% of the FMA peak; "
@@ -316,8 +318,9 @@ void register_bench(CLI::App& app, int& status) {
       Workspace sws = small->make_workspace();
       for (int r = 0; r < std::min(a.warmup, 3) + 1; ++r) small->run(sin, sout, sws);
       std::vector<double> oms;
-      for (int r = 0; r < std::max(a.runs, 5); ++r) {
-        report("overhead", r + 1, std::max(a.runs, 5));
+      const int overhead_runs = std::max(a.runs, 20);  // cheap: almost no arithmetic
+      for (int r = 0; r < overhead_runs; ++r) {
+        report("overhead", r + 1, overhead_runs);
         const auto t0 = std::chrono::steady_clock::now();
         small->run(sin, sout, sws);
         oms.push_back(bench::ms_since(t0));
