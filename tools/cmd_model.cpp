@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
+#include "tools/conv_report.h"
 #include "tools/io_files.h"
 #include "tools/model_commands.h"
 #include "weights/json_guard.h"
@@ -201,6 +202,10 @@ void bench_model(const ModelBenchArgs& a) {
               {"width", W},
               {"threads", threads},
               {"backend", backend_name(a.engine.backend)},
+              {"isa", isa_name(a.engine.isa)},
+              {"cpu_isa", isa_name(cpu_isa())},
+              {"cpu_model", cpu_model_name()},
+              {"convs", convs_json(plan->core_plan().convs())},
               {"runs", a.runs},
               {"core_median_ms", t.core.median_ms},
               {"core_min_ms", t.core.min_ms},
@@ -223,6 +228,7 @@ void bench_model(const ModelBenchArgs& a) {
       "input: %s, uniform [0, 1); weights: deterministic init, seed %llu; %d warm-up, %d timed runs, core "
       "alone and whole model interleaved\n",
       in_shape.str().c_str(), (unsigned long long)seed, a.warmup, a.runs);
+  std::printf("core convolutions: %s\n", convs_summary(plan->core_plan().convs()).c_str());
   std::printf("core alone:   median %8.3f ms, min %8.3f ms\n", t.core.median_ms, t.core.min_ms);
   std::printf("whole model:  median %8.3f ms, min %8.3f ms  (%+.2f%% at the median, %+.2f%% at the min)\n",
               t.model.median_ms, t.model.min_ms, 100 * over_med, 100 * over_min);
