@@ -220,7 +220,8 @@ void register_bench(CLI::App& app, int& status) {
   cmd->add_flag("--json", args->json,
                 "Print one JSON object: core, batch, threads, backend, winograd, median_ms, min_ms, p99_ms, "
                 "gflop, gflops (direct-equivalent, see above; flops_basis says so), peak_gflops, "
-                "peak_fraction, peak_rss_mb and more");
+                "peak_fraction, peak_rss_mb, isa, cpu_isa, cpu_model, convs (each convolution: layer, parameters, "
+                "input_shape, backend, algorithm, isa), overhead (fixed cost of a forward) and more");
   cmd->callback([args, &status] {
     const Args& a = *args;
     EngineOptions opt = a.engine.options();
