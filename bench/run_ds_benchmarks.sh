@@ -16,7 +16,7 @@
 # pools the timed runs of all rounds, and the per-round ratios show the noise. Environment:
 #   THREADS=2  ROUNDS=2  WARMUP=3  RUNS_SCALE=1 (multiplies every row's run count)  CONFIG=bench/configs/sensorium_ds.json
 #   ORT_DIR=~/.cache/npcore-bench/ort (onnxruntime-node; see bench/run_benchmarks.sh to install it)
-#   CACHE=~/.cache/npcore-bench (exported ONNX models)  OUT=$CACHE/results-ds.md  ONEDNN=0 to skip that column
+#   REF=../shared/ref (reference dumps the PyTorch model is checked against)  CACHE=~/.cache/npcore-bench (exported ONNX models)  OUT=$CACHE/results-ds.md  ONEDNN=0 to skip that column
 # PyTorch and ONNX Runtime are optional: without them their columns say n/a. About 5-10 minutes on 2 cores.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,10 +66,14 @@ run_one() {  # run_one FILE CMD... : stdout to FILE, or a note on failure
   mv "$file.tmp" "$file"
 }
 
-# The PyTorch model against the reference dump of a depth-separable Stacked2dCore: same computation?
-if ((have_torch)) && [[ -f $repo/../shared/ref/stacked2d_depth_separable.json ]]; then
-  $python "$here/torch_baseline.py" "$repo/../shared/ref/stacked2d_depth_separable.json" --impl torch.nn \
-    --check-ref "$repo/../shared/ref/stacked2d_depth_separable" >"$work/results/check.txt" 2>&1 || true
+# The PyTorch model against the reference dumps of depth-separable cores: the same computation?
+ref=${REF:-$repo/../shared/ref}
+if ((have_torch)); then
+  for c in stacked2d_depth_separable se_depth_separable; do
+    [[ -f $ref/$c.json ]] || continue
+    $python "$here/torch_baseline.py" "$ref/$c.json" --impl torch.nn --check-ref "$ref/$c" 2>&1 |
+      tail -1 >>"$work/results/check.txt" || true
+  done
 fi
 
 # ONNX models at each image size (the export fixes H and W; the batch is dynamic).
@@ -202,8 +206,8 @@ check = f"{res}/check.txt"
 if os.path.exists(check):
     with open(check) as f:
         lines = f.read().strip().splitlines()
-    if lines:
-        print(f"PyTorch model against the reference dump: {lines[-1]}")
+    for line in lines:
+        print(f"PyTorch model against the reference dump: {line}  ")
 EOF
 cat "$out"
 log "report written to $out"

@@ -196,9 +196,10 @@ def build_fallback(core, cfg, torch, nn):
             stride = cfg.get("input_stride", 1) if (l == 0 and rot == 1) else cfg.get("stride", 1)
             if ds and l > 0:
                 # Upstream's hidden layers with depth_separable: module "ds_conv", padding from the dilated
-                # kernel extent, every conv biased as `bias` says.
+                # kernel extent, its three convs biased like the plain hidden conv (always, in the version
+                # the reference dumps come from: SE2dCore's state_dicts hold their biases too).
                 p = hidden_padding or ((k - 1) * dil + 1) // 2
-                m = OrderedDict(ds_conv=DepthSeparable(cin, hidden[l], k, stride, p, dil, bias))
+                m = OrderedDict(ds_conv=DepthSeparable(cin, hidden[l], k, stride, p, dil, conv_bias))
             else:
                 m = OrderedDict(conv=nn.Conv2d(cin, hidden[l] * rot, k, stride=stride, padding=p, bias=conv_bias))
             if bn:
