@@ -9,6 +9,7 @@ The core is neuralpredictors' own class when the package is importable (a user's
 or when the upstream class cannot be built for this configuration (SE2dCore with n_se_blocks > 0
 crashes upstream), torch.nn modules doing the same computation:
   * Stacked2dCore / SE2dCore: Conv2d, BatchNorm2d, Bias/Scale as upstream, elu(x - xshift) + yshift,
+    with depth_separable: hidden layers as DepthSeparableConv2d (1x1, depthwise k x k, 1x1, then the norm),
     the SE block (mean pool, Linear, ReLU, Linear, Sigmoid, multiply), torch.cat of the stacked outputs;
   * RotationEquivariant2dCore: the Hermite layer as a plain Conv2d of the same shape (hidden*rotations
     outputs, no bias) and upstream's rotation-shared BatchNorm (BatchNorm1d over a permuted view).
@@ -62,7 +63,7 @@ STACKED_KEYS = {
     "input_channels", "hidden_channels", "input_kern", "hidden_kern", "layers", "stack", "pad_input",
     "bias", "batch_norm", "batch_norm_scale", "final_batchnorm_scale", "final_nonlinearity", "elu_shift",
     "hidden_padding", "stride", "input_stride", "momentum", "gamma_input", "gamma_hidden", "skip",
-    "laplace_padding", "input_regularizer", "use_avg_reg", "hidden_dilation",
+    "laplace_padding", "input_regularizer", "use_avg_reg", "hidden_dilation", "depth_separable",
 }
 SE_KEYS = STACKED_KEYS | {"se_reduction", "n_se_blocks"}
 ROT_KEYS = STACKED_KEYS | {"num_rotations", "upsampling", "rot_eq_batch_norm", "init_std"}
@@ -130,6 +131,14 @@ def build_fallback(core, cfg, torch, nn):
         def forward(self, x):
             return x.mul(self.se(x).unsqueeze(-1).unsqueeze(-1))
 
+    class DepthSeparable(nn.Sequential):  # neuralpredictors DepthSeparableConv2d: same layers, same names
+        def __init__(self, cin, cout, k, stride, padding, dilation, bias):
+            super().__init__(OrderedDict(
+                in_depth_conv=nn.Conv2d(cin, cout, 1, bias=bias),  # 1x1: channels in -> out
+                spatial_conv=nn.Conv2d(cout, cout, k, stride=stride, padding=padding, dilation=dilation,
+                                       bias=bias, groups=cout),  # depthwise k x k
+                out_depth_conv=nn.Conv2d(cout, cout, 1, bias=bias)))  # 1x1: out -> out
+
     class Stacked(nn.Module):  # module names as upstream's state_dict: features.layer0.conv, ...
         def __init__(self, layers, stack):
             super().__init__()
@@ -168,6 +177,10 @@ def build_fallback(core, cfg, torch, nn):
         stack = cfg.get("stack", None)
         stack = list(range(n)) if stack is None else (list(range(n))[stack:] if isinstance(stack, int) else stack)
         hidden_padding = cfg.get("hidden_padding", None)
+        ds = cfg.get("depth_separable", False)
+        if ds and rot > 1:
+            raise SystemExit("torch_baseline: RotationEquivariant2dCore has no depth_separable option")
+        dil = cfg.get("hidden_dilation", 1)
         layers = []
         for l in range(n):
             cin = cfg["input_channels"] if l == 0 else hidden[l - 1] * rot
@@ -181,7 +194,14 @@ def build_fallback(core, cfg, torch, nn):
                 p = hidden_padding or k // 2
             conv_bias = (bias and not bn) if l == 0 else (rot == 1)  # upstream: hidden convs always biased
             stride = cfg.get("input_stride", 1) if (l == 0 and rot == 1) else cfg.get("stride", 1)
-            m = OrderedDict(conv=nn.Conv2d(cin, hidden[l] * rot, k, stride=stride, padding=p, bias=conv_bias))
+            if ds and l > 0:
+                # Upstream's hidden layers with depth_separable: module "ds_conv", padding from the dilated
+                # kernel extent, its three convs biased like the plain hidden conv (always, in the version
+                # the reference dumps come from: SE2dCore's state_dicts hold their biases too).
+                p = hidden_padding or ((k - 1) * dil + 1) // 2
+                m = OrderedDict(ds_conv=DepthSeparable(cin, hidden[l], k, stride, p, dil, conv_bias))
+            else:
+                m = OrderedDict(conv=nn.Conv2d(cin, hidden[l] * rot, k, stride=stride, padding=p, bias=conv_bias))
             if bn:
                 if rot > 1:
                     m["norm"] = RotEqBatchNorm(hidden[l], rot, affine=bias and scale)

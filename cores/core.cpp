@@ -236,6 +236,18 @@ double Plan::conv_flops() const {
 
 double Plan::block_conv_flops(size_t i) const { return blocks_.at(i)->conv_flops(); }
 
+std::vector<ConvRun> Plan::block_convs(size_t i) const {
+  std::vector<ConvRun> out;
+  blocks_.at(i)->list_convs(out);
+  return out;
+}
+
+std::vector<ConvRun> Plan::convs() const {
+  std::vector<ConvRun> out;
+  for (const auto& b : blocks_) b->list_convs(out);
+  return out;
+}
+
 void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const {
   guard_call([this] { return type_ + ": run"; }, [&] {
     if (in.shape() != in_)

@@ -44,6 +44,10 @@ class Plan {
   const std::string& block_name(size_t i) const { return names_[i]; }
   // Convolution FLOPs of block i in one run (per-block throughput in `npcore bench --layers`).
   double block_conv_flops(size_t i) const;
+  // The convolutions block i runs, in order, with the algorithm and ISA each runs with.
+  std::vector<ConvRun> block_convs(size_t i) const;
+  // Every block's convolutions, in block order.
+  std::vector<ConvRun> convs() const;
 
  private:
   friend class Core;

@@ -98,6 +98,7 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
     Tensor core_out;
     std::vector<Tensor> outs = model->forward(input, pupil.empty() ? nullptr : &pupil, all, &core_out);
     produced.emplace_back("act/core", core_out);
+    res.convs = model->core().plan(input.shape())->convs();
     for (size_t s = 0; s < all.size(); ++s) produced.emplace_back("output/" + model->sessions()[s].data_key, outs[s]);
   } else if (is_module) {
     auto layer = make_module(text, json_path);
@@ -112,6 +113,7 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
     AlignedBuffer scratch = aligned_floats(op->scratch_floats());
     auto state = op->make_state();
     op->run(input, out, scratch.get(), state.get());
+    op->list_convs(res.convs);
     produced.emplace_back("output", out);
     for (auto& [name, t] : layer->debug_tensors()) produced.emplace_back(name, t);
   } else {
@@ -122,7 +124,9 @@ CaseResult run_reference_case(const std::string& prefix_in, const CaseOptions& o
     TapFn tap = [&](const std::string& block, const Tensor& t) {
       produced.emplace_back("act/" + block, t.clone());
     };
-    Tensor out = core->forward(input, &tap);
+    auto plan = core->plan(input.shape());
+    res.convs = plan->convs();
+    Tensor out = plan->run(input, &tap);
     produced.emplace_back("output", out);
   }
   // Every reference tensor but the input is compared; one the engine did not produce fails the case.

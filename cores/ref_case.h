@@ -32,6 +32,8 @@ struct CaseResult {
   // normalised error; empty when every block passes (or the case has no act/ tensors).
   std::string first_departing_block;
   double first_departing_error = 0;
+  // The convolutions the case ran, in order, each with its algorithm and ISA (a model's: its core's).
+  std::vector<ConvRun> convs;
 };
 
 struct CaseOptions {

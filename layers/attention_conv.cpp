@@ -40,6 +40,11 @@ class AttentionOp final : public Op {
     return s;
   }
   double conv_flops() const override { return q->conv_flops() + k->conv_flops() + v->conv_flops(); }
+  void list_convs(std::vector<ConvRun>& out) const override {
+    q->list_convs(out);
+    k->list_convs(out);
+    v->list_convs(out);
+  }
 
 
  protected:

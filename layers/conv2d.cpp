@@ -12,10 +12,12 @@ namespace {
 // A conv kernel behind the Op interface.
 class ConvOp final : public Op {
  public:
-  ConvOp(std::unique_ptr<ConvKernel> k, double flops) : k_(std::move(k)), flops_(flops) {}
+  ConvOp(std::unique_ptr<ConvKernel> k, double flops, ConvRun run)
+      : k_(std::move(k)), flops_(flops), run_(std::move(run)) {}
   size_t scratch_floats() const override { return k_->scratch_floats(); }
   std::unique_ptr<RunState> make_state() const override { return k_->make_state(); }
   double conv_flops() const override { return flops_; }
+  void list_convs(std::vector<ConvRun>& out) const override { out.push_back(run_); }
 
  protected:
   void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
@@ -25,6 +27,7 @@ class ConvOp final : public Op {
  private:
   std::unique_ptr<ConvKernel> k_;
   double flops_;
+  ConvRun run_;
 };
 
 }  // namespace
@@ -126,7 +129,15 @@ std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) c
   spec.precision = opt.precision;
   spec.isa = opt.isa;
   spec.packs = packs_.get();
-  auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in));
+  ConvRun run;
+  run.layer = label();
+  run.params = spec.params;
+  run.in = in;
+  run.backend = opt.backend;
+  // Whatever name the native backend gives its choice (native_algorithm), so that new algorithms show up
+  // in reports without a list here.
+  run.algorithm = opt.backend == Backend::Native ? native_algorithm(spec, in, &run.isa) : backend_name(opt.backend);
+  auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in), std::move(run));
   op->in_shape = in;
   op->out_shape = output_shape(in);
   return op;

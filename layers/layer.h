@@ -31,6 +31,17 @@ struct ChannelAffine {
   void apply(Tensor& x, int threads) const;
 };
 
+// One convolution of a planned op as it will run, for reports (`npcore check` and `npcore bench`).
+struct ConvRun {
+  std::string layer;      // the conv's label, e.g. "features.layer1.conv"
+  Conv2dParams params;
+  Shape in;               // its planned input shape
+  Backend backend = Backend::Native;
+  // native: what native_algorithm() returns ("winograd", "direct", "gemm", ...); other backends: their name.
+  std::string algorithm;
+  Isa isa = Isa::Generic;  // native: the ISA its kernel runs with; other backends: Generic (no vector kernels of ours)
+};
+
 // A layer prepared for one input shape: immutable, runnable from several threads, each passing its own
 // scratch memory and state (see Workspace).
 class Op {
@@ -46,6 +57,9 @@ class Op {
   void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const;
   // Convolution FLOPs of one run (for benchmarks); 0 for layers that do no convolution.
   virtual double conv_flops() const { return 0.0; }
+  // Appends the convolutions this op runs, in order (an op that runs convolutions overrides it; one that
+  // contains other ops forwards to them). Default: none.
+  virtual void list_convs(std::vector<ConvRun>& out) const {}
 
  protected:
   // The work, on tensors of the planned shapes.

@@ -31,6 +31,9 @@ class SequentialOp final : public Op {
     for (const auto& op : ops) f += op->conv_flops();
     return f;
   }
+  void list_convs(std::vector<ConvRun>& out) const override {
+    for (const auto& op : ops) op->list_convs(out);
+  }
 
  protected:
   void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "engine/isa.h"
 #include "tests/test_util.h"
 
 using Catch::Matchers::Contains;
@@ -198,13 +199,158 @@ TEST_CASE("bench: bad configs and options exit 2 with one line naming the proble
   }
 }
 
+TEST_CASE("bench: --input-shape takes C,H,W or HxW and sets the image size", "[bench]") {
+  npcore::test::TempDir dir;
+  npcore::test::write_file(dir.file("core.json"), kTinyCore);
+  // C,H,W: C equal to the core's input channels (1); H and W replace the file's input_shape (12x14).
+  Result r = bench_cmd(q(dir.file("core.json")) + kCommon + " --json --input-shape 1,9,11", dir);
+  INFO("stdout: " << r.out << "stderr: " << r.err);
+  REQUIRE(r.status == 0);
+  json j = json::parse(r.out);
+  CHECK(j["channels"] == 1);
+  CHECK(j["height"] == 9);
+  CHECK(j["width"] == 11);
+  CHECK(double(j["gflop"]) == Approx(2.0 * 9 * 11 * (4 * 1 * 25 + 4 * 4 * 9) / 1e9).epsilon(1e-9));
+  // HxW (and X) leave C to the core.
+  for (const char* shape : {"7x20", "7X20"}) {
+    r = bench_cmd(q(dir.file("core.json")) + kCommon + " --json --batch 2 --input-shape " + shape, dir);
+    REQUIRE(r.status == 0);
+    j = json::parse(r.out);
+    CHECK(j["batch"] == 2);
+    CHECK(j["channels"] == 1);
+    CHECK(j["height"] == 7);
+    CHECK(j["width"] == 20);
+  }
+  // The text report shows the shape it ran.
+  r = bench_cmd(q(dir.file("core.json")) + kCommon + " --input-shape 1,10,13", dir);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("[1, 1, 10, 13]"));
+}
+
+TEST_CASE("bench: a bad --input-shape, or one with --height/--width, exits 2 with one line", "[bench]") {
+  npcore::test::TempDir dir;
+  npcore::test::write_file(dir.file("core.json"), kTinyCore);
+  SECTION("C is not the core's input channels") {
+    expect_failure(bench_cmd(q(dir.file("core.json")) + kCommon + " --input-shape 3,12,14", dir),
+                   {"--input-shape 3,12,14", "C is 3", "takes 1 input channel", "Stacked2dCore", "HxW"});
+  }
+  SECTION("malformed") {
+    for (const char* bad : {"12", "12x", "x14", "1,12", "1,2,3,4", "12x14x2", "1,12x14", "0x14", "12x0",
+                            "-1,12,14", "a,b,c", "12*14", "1,12,99999999999", "1,12,70000"})
+      expect_failure(bench_cmd(q(dir.file("core.json")) + kCommon + " --input-shape " + bad, dir),
+                     {"--input-shape", "expected C,H,W", "or HxW"});
+  }
+  SECTION("with --height or --width") {
+    for (const char* other : {" --height 12", " --width 14"}) {
+      const Result r =
+          bench_cmd(q(dir.file("core.json")) + kCommon + " --input-shape 12x14" + other, dir);
+      INFO("stderr: " << r.err);
+      CHECK(r.status == 2);
+      CHECK(r.err_lines() == 1);
+      CHECK_THAT(r.err, Contains("--input-shape") && Contains("excludes"));
+      CHECK(r.out.empty());
+    }
+  }
+  SECTION("an image the core cannot take") {
+    npcore::test::write_file(dir.file("valid.json"),
+                             R"({"core": "Stacked2dCore", "config": {"input_channels": 1,
+        "hidden_channels": 4, "input_kern": 5, "hidden_kern": 3, "layers": 2, "pad_input": false}})");
+    expect_failure(bench_cmd(q(dir.file("valid.json")) + kCommon + " --input-shape 3x3", dir),
+                   {"features.layer0.conv"});
+  }
+}
+
+TEST_CASE("bench: every convolution is reported with its algorithm and ISA", "[bench][isa]") {
+  npcore::test::TempDir dir;
+  npcore::test::write_file(dir.file("core.json"), kTinyCore);
+  Result r = bench_cmd(q(dir.file("core.json")) + kCommon + " --json --layers", dir);
+  INFO("stdout: " << r.out << "stderr: " << r.err);
+  REQUIRE(r.status == 0);
+  json j = json::parse(r.out);
+  const std::string isa = j["isa"];
+  CHECK(isa == npcore::isa_name(npcore::resolve_isa(npcore::Isa::Auto)));
+  CHECK(j["cpu_isa"] == npcore::isa_name(npcore::cpu_isa()));
+  CHECK(j["cpu_model"].is_string());
+  REQUIRE(j["convs"].size() == 2);
+  const json& c0 = j["convs"][0];
+  CHECK(c0["layer"] == "features.layer0.conv");
+  CHECK(c0["in_channels"] == 1);
+  CHECK(c0["out_channels"] == 4);
+  CHECK(c0["kernel"] == json({5, 5}));
+  CHECK(c0["stride"] == json({1, 1}));
+  CHECK(c0["padding"] == json({2, 2}));
+  CHECK(c0["dilation"] == json({1, 1}));
+  CHECK(c0["groups"] == 1);
+  CHECK(c0["input_shape"] == json({1, 1, 12, 14}));
+  const json& c1 = j["convs"][1];
+  CHECK(c1["layer"] == "features.layer1.conv");
+  CHECK(c1["kernel"] == json({3, 3}));
+  CHECK(c1["input_shape"] == json({1, 4, 12, 14}));
+  for (const json& c : j["convs"]) {
+    CHECK(c["backend"] == "native");
+    CHECK_FALSE(c["algorithm"].get<std::string>().empty());  // whatever the backend chose
+    CHECK(c["isa"] == isa);
+  }
+  // Each block lists its own convolutions.
+  REQUIRE(j["layers"].size() == 2);
+  CHECK(j["layers"][0]["convs"].size() == 1);
+  CHECK(j["layers"][0]["convs"][0]["layer"] == "features.layer0.conv");
+  CHECK(j["layers"][1]["convs"][0]["layer"] == "features.layer1.conv");
+
+  // --isa generic: the native backend has no vector kernels there and says which path it took.
+  r = bench_cmd(q(dir.file("core.json")) + kCommon + " --json --isa generic", dir);
+  REQUIRE(r.status == 0);
+  j = json::parse(r.out);
+  CHECK(j["isa"] == "generic");
+  for (const json& c : j["convs"]) {
+    CHECK(c["isa"] == "generic");
+    CHECK_FALSE(c["algorithm"].get<std::string>().empty());
+  }
+  // Other backends: the algorithm is the backend, no ISA of ours.
+  r = bench_cmd(q(dir.file("core.json")) + kCommon + " --json --backend reference", dir);
+  REQUIRE(r.status == 0);
+  j = json::parse(r.out);
+  for (const json& c : j["convs"]) {
+    CHECK(c["algorithm"] == "reference");
+    CHECK(c["isa"].is_null());
+  }
+  // The text report lists them.
+  r = bench_cmd(q(dir.file("core.json")) + kCommon, dir);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("convolutions: ") && Contains("features.layer0.conv") &&
+                        Contains("Conv2d(1, 4, k=5x5") && Contains("features.layer1.conv"));
+}
+
+TEST_CASE("bench: the fixed overhead of a forward is measured and reported", "[bench]") {
+  npcore::test::TempDir dir;
+  npcore::test::write_file(dir.file("core.json"), kTinyCore);
+  Result r = bench_cmd(q(dir.file("core.json")) + kCommon + " --json", dir);
+  INFO("stdout: " << r.out << "stderr: " << r.err);
+  REQUIRE(r.status == 0);
+  const json j = json::parse(r.out);
+  REQUIRE(j["overhead"].is_object());
+  const json& o = j["overhead"];
+  // The tiny core pads its convolutions, so it takes a 1x1 image.
+  CHECK(o["height"] == 1);
+  CHECK(o["width"] == 1);
+  CHECK(double(o["gflop"]) == Approx(2.0 * (4 * 1 * 25 + 4 * 4 * 9) / 1e9).epsilon(1e-9));
+  const double med = o["median_ms"], lo = o["min_ms"];
+  CHECK(lo > 0);
+  CHECK(lo <= med);
+  CHECK(double(o["share_of_median"]) == Approx(med / double(j["median_ms"])).epsilon(1e-9));
+  r = bench_cmd(q(dir.file("core.json")) + kCommon, dir);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("fixed overhead: median") && Contains("1x1 image") && Contains("of the median latency"));
+}
+
 TEST_CASE("bench: --help describes the measurement", "[bench]") {
   npcore::test::TempDir dir;
   const Result r = bench_cmd("--help", dir);
   CHECK(r.status == 0);
   for (const char* word :
        {"--batch", "--runs", "--warmup", "--threads", "--backend", "--height", "--width", "--json",
-        "--layers", "p99", "FMA peak", "pretrained", "direct-equivalent", "--no-winograd"})
+        "--layers", "p99", "FMA peak", "pretrained", "direct-equivalent", "--no-winograd", "--input-shape",
+        "C,H,W", "HxW", "Fixed overhead", "algorithm and ISA"})
     CHECK_THAT(r.out, Contains(word));
 }
 

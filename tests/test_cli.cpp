@@ -264,6 +264,17 @@ TEST_CASE("cli: --version prints the project's version; info and check --json pr
   CHECK(check["cases"][0]["pass"] == true);
   CHECK(check["cases"][0]["first_departing_block"].is_null());
   CHECK(check["cases"][0]["checks"].size() == 4);
+  // Each case lists the convolutions it ran: stacked2d_strides has 3 (one per block), on gemm.
+  CHECK(check["backend"] == "gemm");
+  CHECK(check["isa"].is_string());
+  REQUIRE(check["cases"][0]["convs"].size() == 3);
+  CHECK(check["cases"][0]["convs"][0]["layer"] == "features.layer0.conv");
+  for (const auto& c : check["cases"][0]["convs"]) {
+    CHECK(c["algorithm"] == "gemm");
+    CHECK(c["backend"] == "gemm");
+    CHECK(c["kernel"].size() == 2);
+    CHECK(c["input_shape"].size() == 4);
+  }
   CHECK_THAT(check["cases"][1]["error"].get<std::string>(), Contains("absent"));
 }
 
@@ -297,6 +308,10 @@ TEST_CASE("cli: check exits 0 when every case passes, 1 when some fail or cannot
   CHECK(r.status == 0);
   CHECK(r.err.empty());
   CHECK_THAT(r.out, Contains("PASS") && Contains("stacked2d_strides") && Contains("1 passed, 0 failed"));
+  CHECK_THAT(r.out, Contains("convolutions: 3 reference"));
+  r = npcore_cmd("check -v " + q(pass) + " --threads 1", logs);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("features.layer0.conv") && Contains("Conv2d(1, "));
 
   r = npcore_cmd("check " + q(pass) + " " + q(fail) + opts, logs);
   CHECK(r.status == 1);
@@ -482,6 +497,18 @@ TEST_CASE("cli: info without a file prints the CPU's ISA and the engine's, and -
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains(std::string("cpu isa: ") + isa_name(cpu_isa())));
   CHECK_THAT(r.out, Contains("engine isa: "));
+  CHECK_THAT(r.out, Contains("kernels built: generic"));
+  const test::CmdResult j = test::run_npcore("info --json", logs);
+  REQUIRE(j.status == 0);
+  const nlohmann::json info = nlohmann::json::parse(j.out);
+  CHECK(info["cpu_isa"] == isa_name(cpu_isa()));
+  CHECK(info["engine_isa"] == isa_name(resolve_isa(Isa::Auto)));
+  CHECK(info["cpu_model"].is_string());
+  REQUIRE(info["kernels"].size() >= 1);
+  CHECK(info["kernels"][0] == "generic");
+  bool engine_runnable = false;
+  for (const auto& k : info["runnable"]) engine_runnable |= k == info["engine_isa"];
+  CHECK(engine_runnable);
   const test::CmdResult bad = test::run_npcore("check x.json --isa sse9", logs);
   CHECK(bad.status == 2);
   CHECK(bad.err_lines() == 1);

@@ -3,6 +3,7 @@
 // without pupil positions, an unknown data_key and several sessions into one .npy are refused with one
 // line; bench shows the readouts' share.
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "engine/error.h"
 #include "tests/test_util.h"
@@ -70,7 +71,25 @@ TEST_CASE("model cli: check and bench take model descriptions", "[model][cli]") 
                        logs);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("3 x FullGaussian2d, 150 neurons") && Contains("core alone") &&
-                        Contains("whole model") && Contains("of the model"));
+                        Contains("whole model") && Contains("of the model") && Contains("core convolutions: "));
+  // --input-shape: HxW sets the image; C must be the core's input channels (1 here).
+  r = test::run_npcore("bench " + test::quoted(fx("model_stacked2d_gaussian_cortex.json")) +
+                           " --runs 1 --warmup 0 --input-shape 1,20,24 --json",
+                       logs);
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  CHECK(j["height"] == 20);
+  CHECK(j["width"] == 24);
+  CHECK(j["isa"].is_string());
+  REQUIRE(j["convs"].size() >= 1);
+  CHECK(j["convs"][0]["input_shape"] == nlohmann::json({1, 1, 20, 24}));
+  r = test::run_npcore("bench " + test::quoted(fx("model_stacked2d_gaussian_cortex.json")) +
+                           " --runs 1 --warmup 0 --input-shape 2,20,24",
+                       logs);
+  CHECK(r.status == 2);
+  CHECK(r.err_lines() == 1);
+  CHECK_THAT(r.err, Contains("C is 2") && Contains("takes 1 input channel"));
 }
 
 #endif

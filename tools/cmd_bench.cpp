@@ -21,9 +21,11 @@
 #include "engine/rng.h"
 #include "cores/model.h"
 #include "tools/commands.h"
+#include "tools/conv_report.h"
 #include "tools/model_commands.h"
 #include "tools/progress.h"
 #include "weights/json_guard.h"
+#include "weights/text_util.h"
 
 namespace npcore::tool {
 namespace {
@@ -82,6 +84,58 @@ BenchConfig read_bench_config(const std::string& path) {
   return c;
 }
 
+// --input-shape: "C,H,W" or "HxW", each a positive integer up to 65536; c is 0 for HxW.
+struct InputShapeArg {
+  int64_t c = 0, h = 0, w = 0;
+};
+
+InputShapeArg parse_input_shape(const std::string& text) {
+  const std::string rule =
+      "--input-shape '" + printable(text) + "': expected C,H,W (e.g. 1,36,64) or HxW (e.g. 36x64), positive integers up to 65536";
+  const bool commas = text.find(',') != std::string::npos;
+  std::vector<int64_t> v;
+  size_t i = 0;
+  while (true) {
+    size_t j = i;
+    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+    if (j == i || j - i > 6) throw UsageError(rule);
+    v.push_back(std::stoll(text.substr(i, j - i)));
+    if (v.back() < 1 || v.back() > (int64_t(1) << 16)) throw UsageError(rule);
+    if (j == text.size()) break;
+    const char sep = text[j];
+    if (commas ? sep != ',' : (sep != 'x' && sep != 'X')) throw UsageError(rule);
+    i = j + 1;
+  }
+  if (commas && v.size() == 3) return {v[0], v[1], v[2]};
+  if (!commas && v.size() == 2) return {0, v[0], v[1]};
+  throw UsageError(rule);
+}
+
+}  // namespace
+
+// The C of --input-shape must be the core's input channels (the only count it accepts).
+void check_input_channels(const std::string& text, int64_t c, int64_t core_channels, const char* core) {
+  if (c > 0 && c != core_channels)
+    throw UsageError("--input-shape " + printable(text) + ": C is " + std::to_string(c) + ", but this " + core +
+                     " takes " + std::to_string(core_channels) + " input channel" + (core_channels == 1 ? "" : "s") +
+                     " (its input_channels); C must equal it, or give HxW");
+}
+
+namespace {
+
+// The smallest square image (side 1..512) the core accepts: a forward on it does almost no arithmetic,
+// so its time is the fixed cost of a forward (dispatch, thread team, per-op bookkeeping). 0 if none.
+int64_t smallest_side(const Core& core) {
+  for (int64_t s = 1; s <= 512; ++s) {
+    try {
+      core.output_shape({1, core.input_channels(), s, s});
+      return s;
+    } catch (const Error&) {
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app, int& status) {
@@ -89,6 +143,7 @@ void register_bench(CLI::App& app, int& status) {
     std::string config;
     EngineFlags engine;
     int64_t batch = 1, height = 0, width = 0;
+    std::string input_shape;
     int warmup = 3, runs = 20, peak_repeats = 5;
     int64_t seed = -1;
     int64_t sessions = 0, neurons = 0;
@@ -101,11 +156,19 @@ void register_bench(CLI::App& app, int& status) {
       "Builds the core described by CONFIG (any core JSON, e.g. ../shared/ref/seed_stacked2d.json) with "
       "deterministic weights (Core::init with the file's \"seed\", or --seed), runs --warmup untimed then "
       "--runs timed forwards of a batch of --batch random images (uniform in [0, 1)) of C x H x W, C being "
-      "the core's input channels and H x W the file's input_shape (144 x 256 if it has none), and prints "
+      "the core's input channels and H x W, first found: --input-shape C,H,W or HxW (its C must equal the "
+      "core's input channels); --height and --width (not with --input-shape; either alone keeps the other "
+      "side from below); the file's input_shape; 144 x 256. It prints "
       "the median, min and p99 latency per batch (percentiles interpolated linearly, as numpy does), the "
       "time per image, the convolution GFLOP of one batch, GFLOP/s at the median and its fraction of the "
       "machine's single-precision FMA peak, which is measured first by a built-in probe with the same "
       "thread count, and the process's peak resident memory (getrusage).\n"
+      "Each convolution is listed with the algorithm and ISA it ran with (the JSON's convs).\n"
+      "Fixed overhead: the same core, batch 1, on the smallest square image it accepts (almost no arithmetic) is "
+      "timed max(--runs, 20) times after the main runs; its min and median are what a forward costs besides "
+      "compute (dispatch, thread team, per-layer work), reported with the median's share of the median latency "
+      "(the JSON's overhead). On a loaded machine the median includes waits for descheduled threads; the min is "
+      "the floor.\n"
       "GFLOP are direct-equivalent: 2 x the multiply-adds of direct summation, whatever algorithm runs. The "
       "native backend computes stride-1 3x3/5x5/7x7 convolutions with Winograd, which needs 2.25-3x fewer "
       "multiplications, so its GFLOP/s overstate the arithmetic done and can exceed 100% of the FMA peak; "
@@ -126,10 +189,16 @@ void register_bench(CLI::App& app, int& status) {
   cmd->add_option("-b,--batch", args->batch, "Images per forward")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1), int64_t(4096)));
+  CLI::Option* shape_opt = cmd->add_option(
+      "--input-shape", args->input_shape,
+      "Image size: C,H,W (C must be the core's input channels) or HxW, e.g. 1,36,64 or 36x64 (default: the "
+      "config's input_shape, else 144x256)");
   cmd->add_option("--height", args->height, "Image height (default: the config's input_shape, else 144)")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16))
+      ->excludes(shape_opt);
   cmd->add_option("--width", args->width, "Image width (default: the config's input_shape, else 256)")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16))
+      ->excludes(shape_opt);
   cmd->add_option("--warmup", args->warmup, "Untimed forwards first (buffers touched, caches and JIT warm)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
@@ -151,20 +220,27 @@ void register_bench(CLI::App& app, int& status) {
   cmd->add_flag("--json", args->json,
                 "Print one JSON object: core, batch, threads, backend, winograd, median_ms, min_ms, p99_ms, "
                 "gflop, gflops (direct-equivalent, see above; flops_basis says so), peak_gflops, "
-                "peak_fraction, peak_rss_mb and more");
+                "peak_fraction, peak_rss_mb, isa, cpu_isa, cpu_model, convs (each convolution: layer, parameters, "
+                "input_shape, backend, algorithm, isa), overhead (fixed cost of a forward) and more");
   cmd->callback([args, &status] {
     const Args& a = *args;
     EngineOptions opt = a.engine.options();
     const int threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
     opt.threads = threads;
+    InputShapeArg shape_arg;
+    if (!a.input_shape.empty()) shape_arg = parse_input_shape(a.input_shape);
+    const int64_t height_arg = shape_arg.h > 0 ? shape_arg.h : a.height;
+    const int64_t width_arg = shape_arg.w > 0 ? shape_arg.w : a.width;
     if (is_model_description(read_text_file(a.config))) {
       if (a.layers) throw UsageError("--layers times a core's blocks; for a model, bench its core description");
       ModelBenchArgs m;
       m.config = a.config;
       m.engine = opt;
       m.batch = a.batch;
-      m.height = a.height;
-      m.width = a.width;
+      m.height = height_arg;
+      m.width = width_arg;
+      m.channels = shape_arg.c;
+      m.input_shape = a.input_shape;
       m.warmup = a.warmup;
       m.runs = a.runs;
       m.seed = a.seed;
@@ -180,8 +256,9 @@ void register_bench(CLI::App& app, int& status) {
     BenchConfig bc = read_bench_config(a.config);
     auto core = make_core(bc.text, a.config);
     const uint64_t seed = a.seed >= 0 ? uint64_t(a.seed) : (bc.has_seed ? bc.seed : 0);
-    const int64_t H = a.height > 0 ? a.height : (bc.height > 0 ? bc.height : kDefaultHeight);
-    const int64_t W = a.width > 0 ? a.width : (bc.width > 0 ? bc.width : kDefaultWidth);
+    check_input_channels(a.input_shape, shape_arg.c, core->input_channels(), core->type());
+    const int64_t H = height_arg > 0 ? height_arg : (bc.height > 0 ? bc.height : kDefaultHeight);
+    const int64_t W = width_arg > 0 ? width_arg : (bc.width > 0 ? bc.width : kDefaultWidth);
     const Shape in_shape{a.batch, core->input_channels(), H, W};
     core->output_shape(in_shape);  // a size the core cannot take fails here, before any work
 
@@ -229,12 +306,34 @@ void register_bench(CLI::App& app, int& status) {
       plan->run(input, output, ws, tap_ptr);
       ms.push_back(bench::ms_since(t0));
     }
+    const double rss = bench::peak_rss_mb();  // before the overhead plan adds its buffers
+
+    // The fixed overhead: the same prepared core, batch 1, on its smallest image, same threads.
+    const int64_t side = smallest_side(*core);
+    bench::LatencyStats overhead;
+    double overhead_gflop = 0;
+    if (side > 0) {
+      auto small = core->plan({1, core->input_channels(), side, side});
+      Tensor sin(small->input_shape()), sout(small->output_shape());
+      Rng(seed ^ 0x0fe4eadULL).fill_uniform(sin, 0.0f, 1.0f);
+      Workspace sws = small->make_workspace();
+      for (int r = 0; r < std::min(a.warmup, 3) + 1; ++r) small->run(sin, sout, sws);
+      std::vector<double> oms;
+      const int overhead_runs = std::max(a.runs, 20);  // cheap: almost no arithmetic
+      for (int r = 0; r < overhead_runs; ++r) {
+        report("overhead", r + 1, overhead_runs);
+        const auto t0 = std::chrono::steady_clock::now();
+        small->run(sin, sout, sws);
+        oms.push_back(bench::ms_since(t0));
+      }
+      overhead = bench::summarize(oms);
+      overhead_gflop = small->conv_flops() / 1e9;
+    }
     progress.done();
     const bench::LatencyStats st = bench::summarize(ms);
     const double gflop = plan->conv_flops() / 1e9;
     const double gflops = st.median_ms > 0 ? gflop / (st.median_ms / 1e3) : 0;
     const double fraction = peak.gflops > 0 ? gflops / peak.gflops : 0;
-    const double rss = bench::peak_rss_mb();
     const double per_image = st.median_ms / double(a.batch);
     // Whether the native backend may compute eligible convolutions with Winograd (on the AVX2 and AVX-512
     // ISAs; opt.isa is resolved by EngineFlags::options()).
@@ -243,13 +342,16 @@ void register_bench(CLI::App& app, int& status) {
     struct BlockRow {
       std::string name;
       double median_ms, gflop, gflops, fraction;
+      std::vector<ConvRun> convs;
     };
+    const std::vector<ConvRun> convs = plan->convs();
+    const double overhead_share = st.median_ms > 0 ? overhead.median_ms / st.median_ms : 0;
     std::vector<BlockRow> rows;
     if (a.layers)
       for (size_t b = 0; b < nb; ++b) {
         const double m = bench::summarize(block_ms[b]).median_ms, g = plan->block_conv_flops(b) / 1e9;
         const double gs = m > 0 ? g / (m / 1e3) : 0;
-        rows.push_back({plan->block_name(b), m, g, gs, peak.gflops > 0 ? gs / peak.gflops : 0});
+        rows.push_back({plan->block_name(b), m, g, gs, peak.gflops > 0 ? gs / peak.gflops : 0, plan->block_convs(b)});
       }
 
     if (a.json) {
@@ -264,6 +366,7 @@ void register_bench(CLI::App& app, int& status) {
                 {"winograd", winograd},
                 {"isa", isa_name(opt.isa)},
                 {"cpu_isa", isa_name(cpu_isa())},
+                {"cpu_model", cpu_model_name()},
                 {"precision", precision_name(opt.precision)},
                 {"fused", opt.fuse},
                 {"warmup", a.warmup},
@@ -283,7 +386,18 @@ void register_bench(CLI::App& app, int& status) {
                 {"peak_fraction", fraction},
                 {"peak_rss_mb", rss},
                 {"pretrained_overridden", bc.pretrained_overridden},
-                {"times_ms", ms}};
+                {"times_ms", ms},
+                {"convs", convs_json(convs)}};
+      if (side > 0)
+        j["overhead"] = {{"what", "batch 1 on the smallest square image the core accepts, same threads"},
+                         {"height", side},
+                         {"width", side},
+                         {"gflop", overhead_gflop},
+                         {"median_ms", overhead.median_ms},
+                         {"min_ms", overhead.min_ms},
+                         {"share_of_median", overhead_share}};
+      else
+        j["overhead"] = nullptr;
       if (a.layers) {
         json l = json::array();
         for (const BlockRow& r : rows)
@@ -291,7 +405,8 @@ void register_bench(CLI::App& app, int& status) {
                        {"median_ms", r.median_ms},
                        {"gflop", r.gflop},
                        {"gflops", r.gflops},
-                       {"peak_fraction", r.fraction}});
+                       {"peak_fraction", r.fraction},
+                       {"convs", convs_json(r.convs)}});
         j["layers"] = l;
       }
       std::printf("%s\n", j.dump().c_str());
@@ -314,7 +429,7 @@ void register_bench(CLI::App& app, int& status) {
           "convolution: %.3f GFLOP per batch, %.1f GFLOP/s at the median, %.1f%% of peak (direct-equivalent "
           "FLOPs: 2 x the multiply-adds of direct summation)\n",
           gflop, gflops, 100 * fraction);
-      if (winograd)
+      if (std::any_of(convs.begin(), convs.end(), [](const ConvRun& c) { return c.algorithm == "winograd"; }))
         std::printf(
             "note: the native backend ran its eligible convolutions (stride 1, 3x3, and 5x5/7x7 with --precision "
             "fast, >= 16 channels) "
@@ -323,15 +438,25 @@ void register_bench(CLI::App& app, int& status) {
       std::printf("FMA peak: %.1f GFLOP/s (%s, %d thread%s, measured by the built-in probe)\n", peak.gflops,
                   peak.isa.c_str(), peak.threads, peak.threads == 1 ? "" : "s");
       std::printf("peak RSS: %.1f MB\n", rss);
+      std::printf("CPU: %s\n", cpu_model_name().c_str());
+      if (side > 0)
+        std::printf(
+            "fixed overhead: median %.3f ms, min %.3f ms per forward (batch 1 on a %lldx%lld image, %.6f GFLOP: "
+            "dispatch, threads, per-layer work); %.1f%% of the median latency\n",
+            overhead.median_ms, overhead.min_ms, (long long)side, (long long)side, overhead_gflop,
+            100 * overhead_share);
+      std::printf("convolutions: %s\n", convs_summary(convs).c_str());
+      print_convs(convs, "  ");
       if (a.layers) {
         std::printf("\nper block (median of %d runs; times between taps):\n", a.runs);
-        std::printf("  %-32s %10s %7s %9s %10s %7s   (GFLOP direct-equivalent)\n", "block", "ms", "share",
-                    "GFLOP", "GFLOP/s", "peak");
+        std::printf("  %-32s %10s %7s %9s %10s %7s   %s\n", "block", "ms", "share", "GFLOP", "GFLOP/s", "peak",
+                    "convolutions (GFLOP direct-equivalent)");
         double sum = 0;
         for (const BlockRow& r : rows) sum += r.median_ms;
         for (const BlockRow& r : rows)
-          std::printf("  %-32s %10.2f %6.1f%% %9.3f %10.1f %6.1f%%\n", r.name.c_str(), r.median_ms,
-                      sum > 0 ? 100 * r.median_ms / sum : 0.0, r.gflop, r.gflops, 100 * r.fraction);
+          std::printf("  %-32s %10.2f %6.1f%% %9.3f %10.1f %6.1f%%   %s\n", r.name.c_str(), r.median_ms,
+                      sum > 0 ? 100 * r.median_ms / sum : 0.0, r.gflop, r.gflops, 100 * r.fraction,
+                      convs_summary(r.convs).c_str());
       }
     }
     std::fflush(stdout);

@@ -8,6 +8,7 @@
 #include "cores/ref_case.h"
 #include "engine/error.h"
 #include "tools/commands.h"
+#include "tools/conv_report.h"
 #include "weights/text_util.h"
 
 namespace npcore::tool {
@@ -26,7 +27,8 @@ void register_check(CLI::App& app, int& status) {
       "Compare the engine with PyTorch reference dumps (PREFIX.json, PREFIX.weights.safetensors, "
       "PREFIX.io.safetensors). A case passes when every compared tensor has max|y - ref| <= 1e-4 * max(1, "
       "max|ref|). Results go to stdout; a case that cannot run (missing or malformed file) is reported there "
-      "and on stderr.\n"
+      "and on stderr. Under each case: how many convolutions ran with each algorithm (e.g. winograd, "
+      "direct, gemm) and the ISA; --verbose lists them one by one.\n"
       "Exit status: 0 every case passed; 1 some case failed or could not run while others ran; 2 no case "
       "could run, or the command line is wrong.");
   cmd->add_option("prefix", args->prefixes,
@@ -35,11 +37,12 @@ void register_check(CLI::App& app, int& status) {
   args->engine.add_to(cmd);
   cmd->add_option("--weights", args->weights, "Weights file to use in place of PREFIX.weights.safetensors");
   cmd->add_flag("-v,--verbose", args->verbose,
-                "Print the error of every compared tensor, and the first block whose activation departs from "
-                "the reference");
+                "Print the error of every compared tensor, each convolution with the algorithm and ISA it ran "
+                "with, and the first block whose activation departs from the reference");
   cmd->add_flag("--json", args->json,
-                "Print one JSON object (cases with their checks, first departing block, totals) instead of "
-                "the table");
+                "Print one JSON object (backend, isa, cpu_isa; cases with their checks, their convolutions "
+                "(convs: layer, parameters, input_shape, algorithm, isa), first departing block; totals) "
+                "instead of the table");
   cmd->callback([args, &status] {
     CaseOptions opt;
     opt.engine = args->engine.options();
@@ -58,6 +61,7 @@ void register_check(CLI::App& app, int& status) {
         if (args->json) {
           nlohmann::json jc = {{"prefix", p}, {"name", r.name}, {"kind", r.kind}, {"pass", r.pass},
                                {"worst_normalised", num(r.worst_normalised)}, {"seconds", r.seconds}};
+          jc["convs"] = convs_json(r.convs);
           jc["first_departing_block"] =
               r.first_departing_block.empty() ? nlohmann::json() : nlohmann::json(r.first_departing_block);
           for (const TensorCheck& c : r.checks)
@@ -70,6 +74,8 @@ void register_check(CLI::App& app, int& status) {
         std::printf("%s  %-36s %-26s %-9s max|y-ref|/max|ref| = %.2e  (%zu tensors, %.2f s)\n",
                     r.pass ? "PASS" : "FAIL", r.name.c_str(), r.kind.c_str(),
                     backend_name(opt.engine.backend), r.worst_normalised, r.checks.size(), r.seconds);
+        std::printf("      convolutions: %s\n", convs_summary(r.convs).c_str());
+        if (args->verbose) print_convs(r.convs, "        ");
         for (const TensorCheck& c : r.checks)
           if (args->verbose || !c.pass)
             std::printf("      %-34s %s  err %.3e  max|ref| %.3e  normalised %.2e  bound %.1e%s%s\n",

@@ -7,6 +7,7 @@
 #include "engine/isa.h"
 
 #include "tools/commands.h"
+#include "tools/conv_report.h"
 #include "weights/mapped_file.h"
 #include "weights/npy.h"
 #include "weights/text_util.h"
@@ -34,22 +35,39 @@ void register_info(CLI::App& app, int& status) {
                   "A .safetensors file, a torch.save checkpoint (.pth, .pt, .bin) or a .npy array");
   cmd->add_flag("--json", *as_json,
                 "Print one JSON object: file, format, tensors (name, dtype, shape), bytes of data (and "
-                "metadata of a safetensors file); without a file: cpu_isa, engine_isa, kernels");
+                "metadata of a safetensors file); without a file: cpu_model, cpu_isa, engine_isa, forced_by_NPCORE_ISA, kernels (built), runnable (on this CPU)");
   cmd->callback([file, as_json, &status] {
     auto print_json = [](const nlohmann::json& j) {
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     };
     if (file->empty()) {
       const bool forced = std::getenv("NPCORE_ISA") && *std::getenv("NPCORE_ISA");
+      const Isa engine = resolve_isa(Isa::Auto);  // throws for a bad NPCORE_ISA, naming it
+      int n = 0;
+      const Isa* built = built_isas(&n);
+      nlohmann::json kernels = nlohmann::json::array(), runnable = nlohmann::json::array();
+      std::string built_text;
+      for (int i = 0; i < n; ++i) {
+        kernels.push_back(isa_name(built[i]));
+        if (cpu_supports(built[i])) runnable.push_back(isa_name(built[i]));
+        built_text += std::string(i ? ", " : "") + isa_name(built[i]) +
+                      (cpu_supports(built[i]) ? "" : " (not on this CPU)");
+      }
       if (*as_json) {
-        print_json({{"cpu_isa", isa_name(cpu_isa())},
-                    {"engine_isa", isa_name(resolve_isa(Isa::Auto))},
+        print_json({{"cpu_model", cpu_model_name()},
+                    {"cpu_isa", isa_name(cpu_isa())},
+                    {"engine_isa", isa_name(engine)},
                     {"forced_by_NPCORE_ISA", forced},
-                    {"kernels", {"generic", "avx2", "avx512"}}});
+                    {"kernels", kernels},
+                    {"runnable", runnable}});
       } else {
+        std::printf("cpu: %s\n", cpu_model_name().c_str());
         std::printf("cpu isa: %s\n", isa_name(cpu_isa()));
-        std::printf("engine isa: %s%s\n", isa_name(resolve_isa(Isa::Auto)), forced ? " (NPCORE_ISA)" : "");
-        std::printf("kernels built: generic, avx2, avx512 (chosen at run time)\n");
+        std::printf("engine isa: %s%s (the native backend's kernels; --isa or NPCORE_ISA=generic|avx2|avx512 "
+                    "lowers it)\n",
+                    isa_name(engine), forced ? ", set by NPCORE_ISA" : ", the CPU's best");
+        std::printf("kernels built: %s; chosen once at run time\n", built_text.c_str());
+        std::printf("per convolution, the algorithm (and ISA) each runs with: npcore check -v, npcore bench\n");
       }
       status = 0;
       return;

@@ -12,6 +12,8 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "tools/commands.h"
+#include "tools/conv_report.h"
+#include "tools/io_files.h"
 #include "tools/model_commands.h"
 #include "weights/json_guard.h"
 #include "weights/npy.h"
@@ -23,29 +25,6 @@ namespace npcore::tool {
 namespace {
 
 using nlohmann::json;
-
-// A tensor from .npy, or from .safetensors (the tensor `preferred`, or the only one).
-Tensor read_tensor(const std::string& path, const std::string& preferred) {
-  if (ends_with(path, ".npy")) return read_npy(path);
-  if (!ends_with(path, ".safetensors"))
-    throw FormatError(path + ": unsupported file type (expected .npy or .safetensors)");
-  SafetensorsFile f = read_safetensors(path);
-  if (f.tensors.contains(preferred)) return f.tensors.get_float(preferred);
-  if (f.tensors.size() == 1) return f.tensors.get_float(f.tensors.order().front());
-  throw FormatError(path + ": holds " + std::to_string(f.tensors.size()) + " tensors; expected one named '" +
-                    preferred + "' or a single tensor");
-}
-
-void check_output_path(const std::string& path) {
-  if (!ends_with(path, ".npy") && !ends_with(path, ".safetensors"))
-    throw UsageError(path + ": unsupported output file type (expected .npy or .safetensors)");
-  const std::filesystem::path p(path);
-  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw FormatError(path + ": cannot write there: folder " + dir.string() + " does not exist");
-  if (std::filesystem::is_directory(p, ec)) throw FormatError(path + ": is a folder, not a file name");
-}
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -70,15 +49,11 @@ void run_model(const ModelRunArgs& a) {
     throw UsageError(a.output + ": the model has " + std::to_string(sessions.size()) + " data_keys (" +
                      join(model->data_keys()) +
                      "); write .safetensors (a tensor per data_key) or pick one with --data-key");
-  Tensor input = read_tensor(a.input, "input");
-  if (input.rank() == 3) input = input.reshape({1, input.dim(0), input.dim(1), input.dim(2)});
-  if (input.rank() != 4 || input.dim(0) == 0)
-    throw ShapeError(a.input + ": input has shape " + input.shape().str() +
-                     "; it must be (N, C, H, W) or (C, H, W)");
+  Tensor input = read_input_images(a.input);
   Tensor pupil;
   if (!a.pupil.empty()) {
     if (!model->has_shifter()) throw UsageError("--pupil-center given, but " + a.config + " has no shifter");
-    pupil = read_tensor(a.pupil, "pupil_center");
+    pupil = read_tensor_file(a.pupil, "pupil_center");
     if (pupil.rank() == 1) pupil = pupil.reshape({1, pupil.dim(0)});
   } else if (model->has_shifter()) {
     throw UsageError(a.config + " has a shifter (MLPShifter): give --pupil-center with shape [" +
@@ -177,6 +152,7 @@ void bench_model(const ModelBenchArgs& a) {
     text = with_sessions(text, a.config, s, n);
   }
   auto model = make_model(text, a.config);  // validates the JSON and input_shape first
+  check_input_channels(a.input_shape, a.channels, model->core().input_channels(), model->core().type());
   const json j = json::parse(text);
   const uint64_t seed =
       a.seed >= 0 ? uint64_t(a.seed)
@@ -226,6 +202,10 @@ void bench_model(const ModelBenchArgs& a) {
               {"width", W},
               {"threads", threads},
               {"backend", backend_name(a.engine.backend)},
+              {"isa", isa_name(a.engine.isa)},
+              {"cpu_isa", isa_name(cpu_isa())},
+              {"cpu_model", cpu_model_name()},
+              {"convs", convs_json(plan->core_plan().convs())},
               {"runs", a.runs},
               {"core_median_ms", t.core.median_ms},
               {"core_min_ms", t.core.min_ms},
@@ -248,6 +228,7 @@ void bench_model(const ModelBenchArgs& a) {
       "input: %s, uniform [0, 1); weights: deterministic init, seed %llu; %d warm-up, %d timed runs, core "
       "alone and whole model interleaved\n",
       in_shape.str().c_str(), (unsigned long long)seed, a.warmup, a.runs);
+  std::printf("core convolutions: %s\n", convs_summary(plan->core_plan().convs()).c_str());
   std::printf("core alone:   median %8.3f ms, min %8.3f ms\n", t.core.median_ms, t.core.min_ms);
   std::printf("whole model:  median %8.3f ms, min %8.3f ms  (%+.2f%% at the median, %+.2f%% at the min)\n",
               t.model.median_ms, t.model.min_ms, 100 * over_med, 100 * over_min);

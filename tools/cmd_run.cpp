@@ -11,63 +11,13 @@
 #include "engine/error.h"
 #include "cores/model.h"
 #include "tools/commands.h"
+#include "tools/io_files.h"
 #include "tools/model_commands.h"
 #include "weights/npy.h"
 #include "weights/safetensors.h"
 #include "weights/text_util.h"
 
 namespace npcore::tool {
-namespace {
-
-// The input tensor of `path`: a .npy array, or the tensor `input` (or the only tensor) of a
-// .safetensors file; a 3-D (C, H, W) array is taken as a batch of one.
-Tensor read_input(const std::string& path) {
-  Tensor t;
-  if (ends_with(path, ".npy")) {
-    t = read_npy(path);
-  } else if (ends_with(path, ".safetensors")) {
-    SafetensorsFile f = read_safetensors(path);
-    const StateDict& sd = f.tensors;
-    std::string name;
-    if (sd.contains("input")) {
-      name = "input";
-    } else if (sd.size() == 1) {
-      name = sd.order().front();
-    } else {
-      std::string names;
-      std::vector<std::string> quoted;
-      for (const std::string& n : sd.order()) quoted.push_back("'" + printable(n) + "'");
-      names = list_some(quoted, 12, ", ");
-      throw FormatError(path + ": holds " + std::to_string(sd.size()) + " tensors (" +
-                        (names.empty() ? std::string("none") : names) +
-                        "); the input must be the tensor named 'input' or the only tensor");
-    }
-    t = sd.get_float(name);
-  } else {
-    throw FormatError(path + ": unsupported input file type (expected .npy or .safetensors)");
-  }
-  if (t.rank() == 3) t = t.reshape({1, t.dim(0), t.dim(1), t.dim(2)});
-  if (t.rank() != 4)
-    throw ShapeError(path + ": input has shape " + t.shape().str() +
-                     "; it must be (N, C, H, W), or (C, H, W) for a single image");
-  if (t.dim(0) == 0)
-    throw ShapeError(path + ": input has shape " + t.shape().str() + ", a batch of zero images");
-  return t;
-}
-
-// Refuses an output path that could not be written, before any work is done.
-void check_output_path(const std::string& path) {
-  if (!ends_with(path, ".npy") && !ends_with(path, ".safetensors"))
-    throw UsageError(path + ": unsupported output file type (expected .npy or .safetensors)");
-  const std::filesystem::path p(path);
-  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw FormatError(path + ": cannot write there: folder " + dir.string() + " does not exist");
-  if (std::filesystem::is_directory(p, ec)) throw FormatError(path + ": is a folder, not a file name");
-}
-
-}  // namespace
 
 void register_run(CLI::App& app, int& status) {
   struct Args {
@@ -124,7 +74,7 @@ void register_run(CLI::App& app, int& status) {
     check_output_path(a.output);
     auto core = load_core(a.config);
     core->load(load_weights_file(a.weights));
-    Tensor input = read_input(a.input);
+    Tensor input = read_input_images(a.input);
     Shape out_shape;
     try {
       out_shape = core->output_shape(input.shape());

@@ -145,24 +145,39 @@ def _bytes(s):
     return None if s is None else os.fsencode(s) if not isinstance(s, bytes) else s
 
 
-class Core:
-    """A loaded core. `core(x)` runs it on an NCHW float32 array; not to be called from two threads at once."""
+def _open(kind, config, weights, backend, threads, config_is_json):
+    """The handle of a core or model (kind "core" or "model") loaded from its JSON description (a file, or the
+    JSON text itself) and its weights file."""
+    handle = ctypes.c_void_p()
+    load = getattr(_lib, f"npcore_{kind}_load_string" if config_is_json else f"npcore_{kind}_load")
+    config_arg = config.encode("utf-8") if config_is_json else _bytes(config)
+    _check(load(config_arg, _bytes(weights), _bytes(backend), int(threads), ctypes.byref(handle)))
+    return handle
 
-    def __init__(self, config, weights, backend="native", threads=0, config_is_json=False):
-        handle = ctypes.c_void_p()
-        load = _lib.npcore_core_load_string if config_is_json else _lib.npcore_core_load
-        config_arg = config.encode("utf-8") if config_is_json else _bytes(config)
-        _check(load(config_arg, _bytes(weights), _bytes(backend), int(threads), ctypes.byref(handle)))
-        self._handle = handle
-        self.type = _lib.npcore_core_type(handle).decode()
-        channels = ctypes.c_int64()
-        _check(_lib.npcore_core_input_channels(handle, ctypes.byref(channels)))
-        self.input_channels = channels.value
+
+def _images(x, who):
+    """x as a C-contiguous float32 NCHW array, and whether it was a single CHW image; `who` names the
+    object in messages."""
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        raise TypeError(f"{who}: input dtype is {x.dtype}, the engine takes float32")
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    if x.ndim != 4:
+        raise ShapeError(f"{who}: input shape {x.shape} is not NCHW (4 dimensions) or CHW (3)")
+    return np.ascontiguousarray(x), single
+
+
+class _Handle:
+    """The life of a C handle: close() frees it, as do garbage collection and the end of a `with` block."""
+
+    _free = None  # the name of the C function that frees the handle
 
     def close(self):
-        """Frees the core now (also done when it is garbage-collected)."""
+        """Frees it now (also done when it is garbage-collected)."""
         if getattr(self, "_handle", None):
-            _lib.npcore_core_free(self._handle)
+            getattr(_lib, self._free)(self._handle)
             self._handle = None
 
     def __del__(self):
@@ -174,10 +189,30 @@ class Core:
     def __exit__(self, *exc):
         self.close()
 
+    def _closed(self):
+        """The message for a use after close()."""
+        raise NotImplementedError
+
     def _live(self):
         if not self._handle:
-            raise UsageError(f"{self.type}: the core was closed")
+            raise UsageError(self._closed())
         return self._handle
+
+
+class Core(_Handle):
+    """A loaded core. `core(x)` runs it on an NCHW float32 array; not to be called from two threads at once."""
+
+    _free = "npcore_core_free"
+
+    def __init__(self, config, weights, backend="native", threads=0, config_is_json=False):
+        handle = self._handle = _open("core", config, weights, backend, threads, config_is_json)
+        self.type = _lib.npcore_core_type(handle).decode()
+        channels = ctypes.c_int64()
+        _check(_lib.npcore_core_input_channels(handle, ctypes.byref(channels)))
+        self.input_channels = channels.value
+
+    def _closed(self):
+        return f"{self.type}: the core was closed"
 
     def output_shape(self, input_shape):
         """The NCHW output shape for an NCHW input shape."""
@@ -190,15 +225,7 @@ class Core:
     def __call__(self, x, out=None):
         """Runs the core on x (NCHW, or CHW for one image; float32, made C-contiguous if needed) and returns
         the output, written into `out` when given (float32, C-contiguous, the output's shape)."""
-        x = np.asarray(x)
-        if x.dtype != np.float32:
-            raise TypeError(f"{self.type}: input dtype is {x.dtype}, the engine takes float32")
-        single = x.ndim == 3
-        if single:
-            x = x[None]
-        if x.ndim != 4:
-            raise ShapeError(f"{self.type}: input shape {x.shape} is not NCHW (4 dimensions) or CHW (3)")
-        x = np.ascontiguousarray(x)
+        x, single = _images(x, self.type)
         shape = self.output_shape(x.shape)
         if out is None:
             y = np.empty(shape, np.float32)
@@ -228,17 +255,15 @@ def loads(config_json, weights, backend="native", threads=0):
     return Core(config_json, weights, backend=backend, threads=threads, config_is_json=True)
 
 
-class Model:
+class Model(_Handle):
     """A loaded whole model (neuralpredictors FiringRateEncoder: core, one readout per data_key, optional
     shifter). `model(x, pupil=None, data_key=None)` gives firing rates; not to be called from two threads
     at once."""
 
+    _free = "npcore_model_free"
+
     def __init__(self, config, weights, backend="native", threads=0, config_is_json=False):
-        handle = ctypes.c_void_p()
-        load = _lib.npcore_model_load_string if config_is_json else _lib.npcore_model_load
-        config_arg = config.encode("utf-8") if config_is_json else _bytes(config)
-        _check(load(config_arg, _bytes(weights), _bytes(backend), int(threads), ctypes.byref(handle)))
-        self._handle = handle
+        handle = self._handle = _open("model", config, weights, backend, threads, config_is_json)
         self.core_type = _lib.npcore_model_core_type(handle).decode()
         self.data_keys = tuple(_lib.npcore_model_data_key(handle, i).decode()
                                for i in range(_lib.npcore_model_data_key_count(handle)))
@@ -268,25 +293,8 @@ class Model:
             raise UsageError(f"FiringRateEncoder: no data_key {data_key!r}; the model has: "
                              + ", ".join(self.data_keys)) from None
 
-    def close(self):
-        """Frees the model now (also done when it is garbage-collected)."""
-        if getattr(self, "_handle", None):
-            _lib.npcore_model_free(self._handle)
-            self._handle = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _live(self):
-        if not self._handle:
-            raise UsageError(f"FiringRateEncoder ({self.core_type}): the model was closed")
-        return self._handle
+    def _closed(self):
+        return f"FiringRateEncoder ({self.core_type}): the model was closed"
 
     def __call__(self, x, pupil=None, data_key=None):
         """Runs the model on x (NCHW, or CHW for one image; float32, made C-contiguous if needed). `pupil`
@@ -295,15 +303,7 @@ class Model:
         CHW input), or for data_key=None a dict {data_key: rates} of every session from one run of the
         core."""
         handle = self._live()
-        x = np.asarray(x)
-        if x.dtype != np.float32:
-            raise TypeError(f"FiringRateEncoder: input dtype is {x.dtype}, the engine takes float32")
-        single = x.ndim == 3
-        if single:
-            x = x[None]
-        if x.ndim != 4:
-            raise ShapeError(f"FiringRateEncoder: input shape {x.shape} is not NCHW (4 dimensions) or CHW (3)")
-        x = np.ascontiguousarray(x)
+        x, single = _images(x, "FiringRateEncoder")
         n = x.shape[0]
         pupil_ptr, pupil_floats = None, 0
         if self.needs_pupil:
