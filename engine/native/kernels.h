@@ -29,6 +29,9 @@ struct Kernels {
   std::unique_ptr<ConvKernel> (*direct)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Winograd F(2x2, r x r), r in {3, 5, 7} (winograd_eligible).
   std::unique_ptr<ConvKernel> (*winograd)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // Tiled FFT convolution (fft_eligible): stride 1, dilation 1, groups 1, kernels 5..9 per side.
+  std::unique_ptr<ConvKernel> (*fft)(const ConvSpec& spec, const Shape& in) = nullptr;
+  int fft_ocb = 1;  // its GEMM micro-tile: output channels x 2 vectors of tiles
   // The vectorised activations (simd_math vectorised()) in place; others take the scalar loop.
   void (*activation)(const Activation& a, float* x, int64_t n) = nullptr;
   // Max pooling, kernel 2 stride 2, no padding, of one plane [H, W] -> [OH, OW] (2 OH <= H, 2 OW <= W).
@@ -46,6 +49,9 @@ float flush_subnormal(float w);
 AlignedBuffer pack_direct_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
 // Winograd U = G g G^T (in double) packed [p][OC/ocb][IC][ocb], zero past OC.
 AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+// FFT conv weights: conj(FFT2(w zero-padded to t x t)) / t^2 (in double), rounded to float, packed
+// [f][OC/ocb][IC][ocb][re, im] for the t (t/2 + 1) points f = u (t/2 + 1) + k, zero past OC.
+AlignedBuffer pack_fft_weights(const ConvSpec& spec, int t, int ocb, int64_t* blocks);
 // Per padded output channel: act.in_shift - bias[c] (in_shift alone past `channels`).
 AlignedBuffer epilogue_shifts(const Activation& act, const float* bias, int64_t channels, int64_t padded);
 
