@@ -69,7 +69,7 @@ AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* bloc
 AlignedBuffer pack_fft_weights(const ConvSpec& spec, int t, int ocb, int64_t* blocks) {
   const Conv2dParams& p = spec.params;
   const int64_t IC = p.in_channels, OC = p.out_channels, KH = p.kernel_h, KW = p.kernel_w;
-  const int k2 = t / 2 + 1, F = t * k2;
+  const int k2 = t / 2 + 1, F = fft_points(t);
   *blocks = (OC + ocb - 1) / ocb;
   const size_t per_point = size_t(*blocks * IC * ocb * 2), total = size_t(F) * per_point;
   AlignedBuffer u = aligned_floats(total);
@@ -100,6 +100,7 @@ AlignedBuffer pack_fft_weights(const ConvSpec& spec, int t, int ocb, int64_t* bl
         }
       for (int v = 0; v < t; ++v)
         for (int k = 0; k < k2; ++k) {
+          if ((k == 0 || k == t / 2) && v > t / 2) continue;  // the conjugate of (t - v, k)
           double re = 0, im = 0;
           for (int64_t a = 0; a < KH; ++a) {
             const size_t m = size_t((v * a) % t);
@@ -107,7 +108,7 @@ AlignedBuffer pack_fft_weights(const ConvSpec& spec, int t, int ocb, int64_t* bl
             re += xr * c[m] - xi * s[m];
             im += xr * s[m] + xi * c[m];
           }
-          float* d = u.get() + size_t(v * k2 + k) * per_point + size_t(((oc / ocb) * IC + ic) * ocb + oc % ocb) * 2;
+          float* d = u.get() + size_t(fft_point(v, k, t)) * per_point + size_t(((oc / ocb) * IC + ic) * ocb + oc % ocb) * 2;
           d[0] = flush_subnormal(float(re * scale));
           d[1] = flush_subnormal(float(im * scale));
         }

@@ -49,8 +49,16 @@ float flush_subnormal(float w);
 AlignedBuffer pack_direct_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
 // Winograd U = G g G^T (in double) packed [p][OC/ocb][IC][ocb], zero past OC.
 AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+// The FFT convolution's frequency points of a t x t tile (t even): the real 2D FFT's (u, k), u < t,
+// k <= t/2, less the columns k = 0 and k = t/2 at u > t/2, which are the conjugates of those at t - u
+// (the spectrum of real data is Hermitian): 2 (t/2 + 1) + (t/2 - 1) t points (130 for t = 16).
+constexpr int fft_points(int t) { return 2 * (t / 2 + 1) + (t / 2 - 1) * t; }
+// Index of (u, k) among them (u <= t/2 when k is 0 or t/2).
+constexpr int fft_point(int u, int k, int t) {
+  return k == 0 ? u : k == t / 2 ? t / 2 + 1 + u : 2 * (t / 2 + 1) + (k - 1) * t + u;
+}
 // FFT conv weights: conj(FFT2(w zero-padded to t x t)) / t^2 (in double), rounded to float, packed
-// [f][OC/ocb][IC][ocb][re, im] for the t (t/2 + 1) points f = u (t/2 + 1) + k, zero past OC.
+// [f][OC/ocb][IC][ocb][re, im] for the fft_points(t) points f = fft_point(u, k, t), zero past OC.
 AlignedBuffer pack_fft_weights(const ConvSpec& spec, int t, int ocb, int64_t* blocks);
 // Per padded output channel: act.in_shift - bias[c] (in_shift alone past `channels`).
 AlignedBuffer epilogue_shifts(const Activation& act, const float* bias, int64_t channels, int64_t padded);

@@ -2,9 +2,11 @@
 // simd_math.h). The output is cut into MH x MW tiles (M = T - K + 1, T = 16): tile t's outputs are the
 // valid part of the circular correlation of its T x T input patch (zero outside the image) with the
 // kernel, computed in the frequency domain:
-//   forward   X[f][ic][t] = rFFT2(patch_t,ic)[f]           f < T (T/2 + 1) complex points
+//   forward   X[f][ic][t] = rFFT2(patch_t,ic)[f]           f < T (T/2 + 1) complex points (u, k)
 //   GEMM      Y[f][oc][t] = sum_ic X[f][ic][t] Wc[f][ic][oc]   Wc = conj(FFT2(w)) / T^2, made in double
 //   inverse   y_t,oc = irFFT2(Y[.][oc][t]) (the first MH x MW points), + bias, activation, store
+// Of the T (T/2 + 1) points, those of the columns k = 0 and T/2 past u = T/2 are conjugates of others and
+// are neither stored nor multiplied (130 of 144 points remain for T = 16; kernels.h fft_point).
 // Every SIMD lane holds a different tile (a group is GV vectors of tiles, numbered across the whole batch),
 // so the FFT butterflies are plain vector arithmetic. Per group, a thread transforms all input channels,
 // runs the T (T/2 + 1) complex GEMMs (4 real FMAs per complex multiply-add, OCB output channels x GV
@@ -122,7 +124,7 @@ class FftConv final : public ConvKernel {
   static constexpr int G = GV * W;  // tiles per group
   static constexpr int T = 16;      // input tile side
   static constexpr int K2 = T / 2 + 1;
-  static constexpr int F = T * K2;  // complex points per tile
+  static constexpr int F = fft_points(T);  // complex points per tile (130; kernels.h)
   using reg = typename V::reg;
 
   FftConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
@@ -282,9 +284,10 @@ class FftConv final : public ConvKernel {
         im[i] = V::load(spec + (i * K2 + k) * 2 * W + W);
       }
       fft16<V, false>(re, im);
+      const int us = k == 0 || k == 8 ? 9 : 16;  // the rest are conjugates
 #pragma GCC unroll 16
-      for (int u = 0; u < 16; ++u) {
-        float* d = z + (u * K2 + k) * ps;
+      for (int u = 0; u < us; ++u) {
+        float* d = z + fft_point(u, k, T) * ps;
         V::store(d, re[u]);
         V::store(d + G, im[u]);
       }
@@ -298,11 +301,19 @@ class FftConv final : public ConvKernel {
 #pragma GCC unroll 1
     for (int k = 0; k < K2; ++k) {
       reg re[16], im[16];
+      const int us = k == 0 || k == 8 ? 9 : 16;
 #pragma GCC unroll 16
-      for (int u = 0; u < 16; ++u) {
-        const float* s = z + (u * K2 + k) * ps;
+      for (int u = 0; u < us; ++u) {
+        const float* s = z + fft_point(u, k, T) * ps;
         re[u] = V::load(s);
         im[u] = V::load(s + G);
+      }
+      if (us == 9) {
+#pragma GCC unroll 7
+        for (int u = 9; u < 16; ++u) {
+          re[u] = re[16 - u];
+          im[u] = V::sub(V::zero(), im[16 - u]);
+        }
       }
       fft16<V, true>(re, im);
       for (int i = 0; i < (MH_ + 1) / 2 * 2; ++i) {  // an even row count: the row pass takes pairs
