@@ -1,8 +1,9 @@
 // The native backend (engine/conv.h): picks the algorithm and the instruction set for a convolution and
-// makes the kernel from that ISA's dispatch table (engine/native/kernels.h): Winograd where eligible and
-// accurate enough (engine/winograd.h), else the register-blocked direct convolution for stride 1 and
-// groups 1, else gemm (strides, groups; everything on the generic ISA), so this backend runs every
-// convolution.
+// makes the kernel from that ISA's dispatch table (engine/native/kernels.h): the tiled FFT for 5x5..9x9
+// kernels (fft_eligible below), Winograd where eligible and accurate enough (engine/winograd.h: 3x3, and
+// 5x5/7x7 with precision fast where the FFT does not run), else the register-blocked direct convolution
+// for stride 1 and groups 1, else gemm (strides, groups; everything on the generic ISA), so this backend
+// runs every convolution. allow_winograd false: neither FFT nor Winograd.
 #include "engine/error.h"
 #include "engine/native/kernels.h"
 #include "engine/winograd.h"
