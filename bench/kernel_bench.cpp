@@ -4,10 +4,11 @@
 // its fraction of the FMA peak measured by engine/peak.h in the same process.
 //
 // GFLOP are direct-equivalent: Conv2dParams::flops, twice the multiply-adds of direct summation, whatever
-// algorithm runs. The native backend computes stride-1 3x3/5x5/7x7 convolutions with >= 16 channels
-// with Winograd F(2x2, r x r), which needs 2.25-3x fewer multiplications, so its GFLOP/s and fraction of
-// peak there overstate the arithmetic done (above 100% of peak is possible); --no-winograd makes it sum
-// directly, and then the figures are the arithmetic executed. Rows say which ran ("winograd").
+// algorithm runs. The native backend computes stride-1 convolutions with >= 16 channels with Winograd
+// F(2x2, 3x3) (3x3, 2.25x fewer multiplications) or a tiled FFT (5x5..9x9, about 8x fewer for 7x7), so
+// its GFLOP/s and fraction of peak there overstate the arithmetic done (above 100% of peak is possible);
+// --no-winograd makes it sum directly, and then the figures are the arithmetic executed. Rows say which
+// ran ("winograd", "fft").
 //
 // The shapes (batch 1 unless --batch):
 //   Stacked2dCore / SE2dCore layer0 9x9 1->64 and hidden 7x7 64->64 at 144x256. RotationEquivariant2dCore's
@@ -73,6 +74,7 @@ struct Row {
   LatencyStats st;
   double gflop = 0, gflops = 0, fraction = 0;  // direct-equivalent
   bool winograd = false;                       // the native backend ran Winograd
+  bool fft = false;                            // the native backend ran the tiled FFT
 };
 
 Row run_one(const ConvShape& cs, Backend backend, int64_t batch, int warmup, int runs, double peak,
@@ -117,6 +119,7 @@ Row run_one(const ConvShape& cs, Backend backend, int64_t batch, int warmup, int
   row.gflops = row.st.median_ms > 0 ? row.gflop / (row.st.median_ms / 1e3) : 0;
   row.fraction = peak > 0 ? row.gflops / peak : 0;
   row.winograd = backend == Backend::Native && native_algorithm(spec, in_shape) == "winograd";
+  row.fft = backend == Backend::Native && native_algorithm(spec, in_shape) == "fft";
   return row;
 }
 
@@ -137,9 +140,10 @@ int main_impl(int argc, char** argv) {
       "thread count. The reference backend (direct loops, the oracle) is slow and runs --reference-runs "
       "times without warm-up.\n"
       "GFLOP are direct-equivalent: 2 x the multiply-adds of direct summation, whatever algorithm runs. The "
-      "native backend computes stride-1 3x3 convolutions with >= 16 channels with Winograd (on AVX2 and "
-      "AVX-512; 5x5/7x7 too with precision fast, NPCORE_ISA picks the ISA), which needs 2.25-3x fewer multiplications: on those rows (marked W) GFLOP/s and the "
-      "fraction of peak overstate the arithmetic done and can exceed 100%. --no-winograd sums directly."};
+      "native backend computes stride-1 convolutions with >= 16 channels (on AVX2 and AVX-512; NPCORE_ISA "
+      "picks the ISA) with Winograd if 3x3 (2.25x fewer multiplications; rows marked W) and with a tiled FFT "
+      "if 5x5..9x9 (about 8x fewer for 7x7; rows marked F): on those rows GFLOP/s and the fraction of peak "
+      "overstate the arithmetic done and can exceed 100%. --no-winograd sums directly."};
   app.add_option("--shape", shape_names, "Only these shapes (repeat or comma-separate; --list shows them)")
       ->delimiter(',');
   app.add_option("--backend", backend_names, "Only these backends (repeat or comma-separate)")
@@ -239,13 +243,14 @@ int main_impl(int argc, char** argv) {
                         {"median_ms", r.st.median_ms},
                         {"p99_ms", r.st.p99_ms},
                         {"winograd", r.winograd},
+                        {"fft", r.fft},
                         {"gflop", r.gflop},
                         {"gflops", r.gflops},
                         {"peak_fraction", r.fraction}});
       } else {
         std::printf("%-20s %-9s %10.3f %10.3f %10.3f %8.3f %9.1f %5.1f%%%s\n", r.shape.c_str(),
                     r.backend.c_str(), r.st.min_ms, r.st.median_ms, r.st.p99_ms, r.gflop, r.gflops,
-                    100 * r.fraction, r.winograd ? " W" : "");
+                    100 * r.fraction, r.winograd ? " W" : r.fft ? " F" : "");
         std::fflush(stdout);
       }
     }

@@ -52,11 +52,13 @@ struct ConvSpec {
   const float* weight = nullptr;  // [out, in/groups, kh, kw], row-major; read during kernel creation only
   const float* bias = nullptr;    // [out] or null
   Activation act;
-  // The native backend may compute an eligible conv (stride 1, 3x3/5x5/7x7, >= 16 channels) with Winograd
-  // F(2x2, r x r): 2.25-3x fewer multiplications. False keeps direct summation everywhere.
+  // The native backend may compute an eligible conv (stride 1, >= 16 channels) with a fast algorithm:
+  // Winograd F(2x2, 3x3) for 3x3 kernels (2.25x fewer multiplications), a tiled FFT for 5x5..9x9 ones
+  // (about 8x fewer for 7x7). False keeps direct summation everywhere.
   bool allow_winograd = true;
-  // Accurate (default): Winograd only for 3x3 kernels, where F(2x2, 3x3) is as accurate as PyTorch's
-  // float32 path (docs/ACCURACY.md); Fast: also F(2x2, 5x5) and F(2x2, 7x7), 2-4x the error.
+  // Accurate (default): only algorithms at least as accurate as PyTorch's float32 path (docs/ACCURACY.md):
+  // Winograd F(2x2, 3x3) and the FFT. Fast: may also use Winograd F(2x2, 5x5) and F(2x2, 7x7) (2-4x the
+  // error) where the FFT does not run; today the FFT covers every such conv, so both run the same.
   Precision precision = Precision::Accurate;
   // The native backend's instruction set (Auto: NPCORE_ISA, else the CPU's best; engine/isa.h).
   Isa isa = Isa::Auto;
@@ -66,10 +68,11 @@ struct ConvSpec {
 };
 
 // reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the
-// engine's own AVX2 or AVX-512 kernels, chosen at run time (engine/isa.h, engine/native/): Winograd
-// F(2x2, r x r) for stride-1 3x3 convs with >= 16 channels (and 5x5/7x7 with Precision::Fast; never when
-// ConvSpec::allow_winograd is false), a register-blocked direct convolution for other stride-1 ungrouped
-// convs, and gemm for the rest (strided, grouped/depthwise; everything on the generic ISA).
+// engine's own AVX2 or AVX-512 kernels, chosen at run time (engine/isa.h, engine/native/): for stride-1
+// ungrouped convs with >= 16 channels in and out, Winograd F(2x2, 3x3) for 3x3 kernels and a tiled FFT for
+// 5x5..9x9 ones (neither when ConvSpec::allow_winograd is false), a register-blocked direct convolution
+// for other stride-1 ungrouped convs, and gemm for the rest (strided, grouped/depthwise; everything on
+// the generic ISA).
 enum class Backend { Reference, Gemm, OneDnn, Native };
 const char* backend_name(Backend b);
 // Parses "reference", "gemm", "onednn", "native"; throws ConfigError listing them otherwise.
@@ -114,7 +117,7 @@ std::unique_ptr<ConvKernel> make_onednn_conv(const ConvSpec& spec, const Shape& 
 std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in);
 bool onednn_conv_supported(const ConvSpec& spec, const Shape& in, std::string* why);
 
-// The algorithm the native backend picks for this convolution: "winograd", "direct" or "gemm", and the
+// The algorithm the native backend picks for this convolution: "fft", "winograd", "direct" or "gemm", and the
 // ISA it runs with (resolved from spec.isa).
 std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa = nullptr);
 

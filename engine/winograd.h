@@ -110,7 +110,8 @@ struct WinogradConst {
 
 // Whether the native backend can compute this convolution with Winograd F(2x2, r x r): stride 1, no
 // dilation, groups 1, square odd kernel 3..7, enough channels to amortise the transforms. It does so on
-// the AVX2 and AVX-512 ISAs, for 3x3 always and for 5x5/7x7 with Precision::Fast (native_algorithm in
+// the AVX2 and AVX-512 ISAs, for 3x3 always and for 5x5/7x7 with Precision::Fast where the tiled FFT does
+// not run (it runs on every 5x5/7x7 conv eligible here, so in practice 3x3 only; native_algorithm in
 // engine/conv.h says what it picks).
 bool winograd_eligible(const ConvSpec& spec, const Shape& in);
 

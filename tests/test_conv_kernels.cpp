@@ -1,8 +1,9 @@
-// The fast Conv2d backends (gemm, onednn, native, the native one with Winograd where a case is eligible)
+// The fast Conv2d backends (gemm, onednn, native, the native one with Winograd or FFT where a case is eligible)
 // against the reference kernel over a table of shapes, activations and views; concurrent runs;
 // allocation-free steady state (gemm, native; onednn allocates inside the library, the same each run);
-// refusal of invalid parameters and of runs on another shape. test_winograd.cpp tests the Winograd
-// transforms and kernel on their own.
+// refusal of invalid parameters and of runs on another shape (the allocation test's 5x5 32->32 conv runs
+// the FFT kernel on native). test_winograd.cpp and test_fft_conv.cpp test the Winograd and FFT kernels on
+// their own.
 // Closeness bound: normalised error max|y - ref| / max|ref| <= 1e-5 (float32 sums over up to 3136 terms
 // against the reference's double accumulation).
 #include <atomic>

@@ -98,17 +98,19 @@ TEST_CASE("NPCORE_ISA lowers the ISA of Auto and is checked", "[isa]") {
   }
 }
 
-TEST_CASE("native algorithm choice: Winograd for 3x3 by default, 5x5/7x7 only with precision fast", "[isa]") {
+TEST_CASE("native algorithm choice: Winograd for 3x3, FFT for 5x5/7x7 in both precisions", "[isa]") {
   const Tensor w = test::random_tensor({32, 32, 7, 7}, 1);
   for (Isa isa : runnable_isas("algorithm choice")) {
     for (int64_t k : {3, 5, 7}) {
       ConvSpec spec{Conv2dParams::square(32, 32, k, 1, k / 2), w.data(), nullptr, {}};
       spec.isa = isa;
       Isa used = Isa::Auto;
-      CHECK(native_algorithm(spec, {1, 32, 20, 20}, &used) == (k == 3 ? "winograd" : "direct"));
+      CHECK(native_algorithm(spec, {1, 32, 20, 20}, &used) == (k == 3 ? "winograd" : "fft"));
       CHECK(used == isa);
       spec.precision = Precision::Fast;
-      CHECK(native_algorithm(spec, {1, 32, 20, 20}) == "winograd");
+      CHECK(native_algorithm(spec, {1, 32, 20, 20}) == (k == 3 ? "winograd" : "fft"));
+      spec.allow_winograd = false;
+      CHECK(native_algorithm(spec, {1, 32, 20, 20}) == "direct");
     }
     ConvSpec strided{Conv2dParams::square(32, 32, 3, 2, 1), w.data(), nullptr, {}};
     strided.isa = isa;

@@ -106,7 +106,8 @@ TEST_CASE("reference cases on the native backend", "[ref]") {
 }
 
 // The native backend with every instruction set this CPU runs below its best (the best one ran above),
-// and precision "fast" (Winograd for 5x5 and 7x7 too) with the best; ISAs the CPU lacks are listed.
+// and precision "fast" (which may use Winograd for 5x5 and 7x7 where the FFT does not run) with the best;
+// ISAs the CPU lacks are listed.
 TEST_CASE("reference cases on the native backend with each ISA the CPU runs", "[ref][isa]") {
   for (Isa isa : {Isa::Generic, Isa::Avx2, Isa::Avx512}) {
     if (!cpu_supports(isa)) {

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "engine/conv.h"
+#include "engine/native/kernels.h"
 #include "engine/winograd.h"
 #include "tests/test_util.h"
 
@@ -52,6 +53,14 @@ TEST_CASE("Winograd transforms compute the correlation exactly", "[winograd]") {
 
 namespace {
 
+// The native Winograd kernel itself: the backend computes 5x5 and 7x7 convs with the FFT kernel
+// (tests/test_fft_conv.cpp) in both precisions.
+void run_winograd(const ConvSpec& spec, const Tensor& x, Tensor& y) {
+  const std::unique_ptr<ConvKernel> k = native::kernels(spec.isa)->winograd(spec, x.shape());
+  AlignedBuffer scratch = aligned_floats(k->scratch_floats() + 16);
+  k->run(x, y, scratch.get(), nullptr);
+}
+
 struct WinoCase {
   int64_t n, ic, oc, k, h, w, pad;
   Activation act;
@@ -84,11 +93,11 @@ TEST_CASE("native Winograd kernel agrees with the reference kernel", "[winograd]
       const Shape os = p.output_shape(x.shape(), "test");
       INFO(isa_name(isa) << ": " << p.str() << " on " << x.shape().str() << ", " << c.act.str());
       REQUIRE(winograd_eligible(spec, x.shape()));
-      spec.precision = Precision::Fast;  // 5x5 and 7x7 too
+      spec.precision = Precision::Fast;
       spec.isa = isa;
       Tensor ref(os), got(os);
       conv_once(Backend::Reference, spec, x, ref);
-      conv_once(Backend::Native, spec, x, got);
+      run_winograd(spec, x, got);
       const double err = test::normalised_error(got, ref);
       CAPTURE(err);
       // F(2, 7) multiplies float32 rounding by its transforms' range (up to ~5); the bound is the
@@ -100,7 +109,7 @@ TEST_CASE("native Winograd kernel agrees with the reference kernel", "[winograd]
       big_in.channels(2, c.ic).copy_from(x);
       big_out.fill(NAN);
       Tensor view_out = big_out.channels(4, c.oc);
-      conv_once(Backend::Native, spec, big_in.channels(2, c.ic), view_out);
+      run_winograd(spec, big_in.channels(2, c.ic), view_out);
       CHECK(test::normalised_error(view_out, got) == 0.0);
       CHECK(std::isnan(big_out.channels(0, 4).data()[0]));
 
@@ -121,10 +130,10 @@ TEST_CASE("native packs subnormal weights as zero without changing results beyon
     Tensor wt = test::random_tensor(p.weight_shape(), 22, 0.05f);
     for (int64_t i = 0; i < wt.numel(); i += 2) wt.data()[i] = (i % 4 ? 1.0f : -1.0f) * 3e-40f;
     ConvSpec spec{p, wt.data(), nullptr, {ActKind::None}};
-    spec.precision = Precision::Fast;  // Winograd for 7x7 too
+    spec.precision = Precision::Fast;
     Tensor ref(p.output_shape(x.shape(), "test")), got(ref.shape()), direct(ref.shape());
     conv_once(Backend::Reference, spec, x, ref);
-    conv_once(Backend::Native, spec, x, got);
+    conv_once(Backend::Native, spec, x, got);  // Winograd for 3x3, FFT for 7x7
     spec.allow_winograd = false;
     conv_once(Backend::Native, spec, x, direct);
     CAPTURE(k);

@@ -4,7 +4,7 @@
 // machine's FMA peak measured in the same process (engine/peak.h); --layers times each block between
 // Plan::run's taps; --json prints one object for scripts (bench/run_benchmarks.sh). GFLOP are
 // direct-equivalent: twice the multiply-adds of direct summation, whatever algorithm ran; the native
-// backend's Winograd convolutions do fewer, so their GFLOP/s (and fraction of peak) can exceed what the
+// backend's Winograd and FFT convolutions do fewer, so their GFLOP/s (and fraction of peak) can exceed what the
 // hardware executes, and above 100% of peak is possible. --no-winograd times direct summation.
 #include <omp.h>
 
@@ -170,9 +170,10 @@ void register_bench(CLI::App& app, int& status) {
       "(the JSON's overhead). On a loaded machine the median includes waits for descheduled threads; the min is "
       "the floor.\n"
       "GFLOP are direct-equivalent: 2 x the multiply-adds of direct summation, whatever algorithm runs. The "
-      "native backend computes stride-1 3x3/5x5/7x7 convolutions with Winograd, which needs 2.25-3x fewer "
-      "multiplications, so its GFLOP/s overstate the arithmetic done and can exceed 100% of the FMA peak; "
-      "--no-winograd times direct summation, whose GFLOP/s are the arithmetic executed.\n"
+      "native backend computes stride-1 3x3 convolutions with Winograd (2.25x fewer multiplications) and "
+      "5x5..9x9 ones with a tiled FFT (about 8x fewer for 7x7), so its GFLOP/s overstate the arithmetic done "
+      "and can exceed 100% of the FMA peak; --no-winograd times direct summation, whose GFLOP/s are the "
+      "arithmetic executed.\n"
       "A TransferLearningCore with pretrained: true (ImageNet weights) is timed with random weights, as if "
       "pretrained: false; the output says so.\n"
       "A model description (\"model\": \"FiringRateEncoder\", e.g. ../shared/ref/models/*.json) is timed as the "
@@ -335,7 +336,7 @@ void register_bench(CLI::App& app, int& status) {
     const double gflops = st.median_ms > 0 ? gflop / (st.median_ms / 1e3) : 0;
     const double fraction = peak.gflops > 0 ? gflops / peak.gflops : 0;
     const double per_image = st.median_ms / double(a.batch);
-    // Whether the native backend may compute eligible convolutions with Winograd (on the AVX2 and AVX-512
+    // Whether the native backend may compute eligible convolutions with Winograd or FFT (on the AVX2 and AVX-512
     // ISAs; opt.isa is resolved by EngineFlags::options()).
     const bool winograd = opt.backend == Backend::Native && opt.winograd && opt.isa != Isa::Generic;
 
@@ -431,10 +432,9 @@ void register_bench(CLI::App& app, int& status) {
           gflop, gflops, 100 * fraction);
       if (std::any_of(convs.begin(), convs.end(), [](const ConvRun& c) { return c.algorithm == "winograd"; }))
         std::printf(
-            "note: the native backend ran its eligible convolutions (stride 1, 3x3, and 5x5/7x7 with --precision "
-            "fast, >= 16 channels) "
-            "with Winograd, which does 2.25-3x fewer multiplications: GFLOP/s and %% of peak overstate the "
-            "arithmetic done (--no-winograd times direct summation)\n");
+            "note: the native backend ran its eligible convolutions (stride 1, >= 16 channels) with Winograd "
+            "(3x3, 2.25x fewer multiplications) or a tiled FFT (5x5..9x9, about 8x fewer for 7x7): GFLOP/s "
+            "and %% of peak overstate the arithmetic done (--no-winograd times direct summation)\n");
       std::printf("FMA peak: %.1f GFLOP/s (%s, %d thread%s, measured by the built-in probe)\n", peak.gflops,
                   peak.isa.c_str(), peak.threads, peak.threads == 1 ? "" : "s");
       std::printf("peak RSS: %.1f MB\n", rss);

@@ -14,7 +14,7 @@ namespace npcore::tool {
 void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
   cmd->add_option(
          "--backend", backend,
-         "Convolution kernel: native (default, fastest: the engine's own Winograd and direct kernels "
+         "Convolution kernel: native (default, fastest: the engine's own Winograd, FFT and direct kernels "
          "for AVX2 or AVX-512, chosen at run time; on the generic ISA it runs gemm), onednn, gemm "
          "(im2col + Eigen) or reference (direct loops, the oracle)")
       ->capture_default_str();
@@ -22,14 +22,15 @@ void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
       ->check(thread_count_check());
   if (with_fuse) cmd->add_flag("--no-fuse", no_fuse, "Run norms and activations as separate layers");
   cmd->add_flag("--no-winograd", no_winograd,
-                "native backend: sum every convolution directly (no Winograd F(2x2, r x r))");
+                "native backend: sum every convolution directly (no Winograd F(2x2, 3x3), no FFT)");
   cmd->add_option("--isa", isa,
                   "Instruction set of the vector kernels: auto (default: NPCORE_ISA if set, else the CPU's "
                   "best), avx512, avx2 or generic (portable C++); one the CPU lacks is an error")
       ->capture_default_str();
   cmd->add_option("--precision", precision,
-                  "accurate (default: Winograd only for 3x3, at least as exact as PyTorch float32) or fast "
-                  "(also Winograd F(2x2, 5x5) and F(2x2, 7x7): faster, 2-4x the error; docs/ACCURACY.md)")
+                  "accurate (default: Winograd for 3x3, FFT for 5x5..9x9, both at least as exact as PyTorch float32) "
+                  "or fast (may also use Winograd F(2x2, 5x5) and F(2x2, 7x7), 2-4x the error, where the "
+                  "FFT kernel does not run; none today; docs/ACCURACY.md)")
       ->capture_default_str();
   cmd->add_option("--max-memory", max_memory,
                   "Largest buffers one planned input shape may allocate (workspace + output), in bytes, or "

@@ -30,6 +30,9 @@ struct Kernels {
   std::unique_ptr<ConvKernel> (*direct)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Winograd F(2x2, r x r), r in {3, 5, 7} (winograd_eligible).
   std::unique_ptr<ConvKernel> (*winograd)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // Tiled FFT convolution (fft_eligible): stride 1, dilation 1, groups 1, kernels 5..9 per side.
+  std::unique_ptr<ConvKernel> (*fft)(const ConvSpec& spec, const Shape& in) = nullptr;
+  int fft_ocb = 1;  // its GEMM micro-tile: output channels x 2 vectors of tiles
   // The vectorised activations (simd_math vectorised()) in place; others take the scalar loop.
   void (*activation)(const Activation& a, float* x, int64_t n) = nullptr;
   // Max pooling, kernel 2 stride 2, no padding, of one plane [H, W] -> [OH, OW] (2 OH <= H, 2 OW <= W).
@@ -49,6 +52,18 @@ float flush_subnormal(float w);
 PackedWeights pack_direct_weights(const ConvSpec& spec, const PackKey& key);
 // Winograd U = G g G^T (in double) packed [p][OC/ocb][IC][ocb], zero past OC.
 PackedWeights pack_winograd_weights(const ConvSpec& spec, const PackKey& key);
+// The FFT convolution's frequency points of a t x t tile (t even): the real 2D FFT's (u, k), u < t,
+// k <= t/2, less the columns k = 0 and k = t/2 at u > t/2, which are the conjugates of those at t - u
+// (the spectrum of real data is Hermitian): 2 (t/2 + 1) + (t/2 - 1) t points (130 for t = 16).
+constexpr int fft_points(int t) { return 2 * (t / 2 + 1) + (t / 2 - 1) * t; }
+// Index of (u, k) among them (u <= t/2 when k is 0 or t/2).
+constexpr int fft_point(int u, int k, int t) {
+  return k == 0 ? u : k == t / 2 ? t / 2 + 1 + u : 2 * (t / 2 + 1) + (k - 1) * t + u;
+}
+// FFT conv weights: conj(FFT2(w zero-padded to t x t)) / t^2 (in double), rounded to float, packed
+// [f][OC/ocb][IC][ocb][re, im] for the fft_points(t) points f = fft_point(u, k, t), zero past OC;
+// key.blocking = {t, ocb}.
+PackedWeights pack_fft_weights(const ConvSpec& spec, const PackKey& key);
 // Per padded output channel: act.in_shift - bias[c] (in_shift alone past `channels`).
 AlignedBuffer epilogue_shifts(const Activation& act, const float* bias, int64_t channels, int64_t padded);
 

@@ -21,8 +21,8 @@ namespace npcore::native::avx512 {
 
 const Kernels& table() {
   // Register budget (32 vector registers): direct conv 8 channels x 3 vectors; Winograd GEMM
-  // 8 channels x 3 vectors, and 16 x 1 for 7x7 kernels.
-  static const Kernels k = make_table<Vec, 8, 8, 3, 16>(Isa::Avx512);
+  // 8 channels x 3 vectors, and 16 x 1 for 7x7 kernels; FFT complex GEMM 4 channels x 2 vectors (x re, im).
+  static const Kernels k = make_table<Vec, 8, 8, 3, 16, 4>(Isa::Avx512);
   return k;
 }
 

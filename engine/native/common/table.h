@@ -1,9 +1,11 @@
 #pragma once
 // One ISA's dispatch table from the algorithm templates, given its vector traits V and its register
 // blocking (output channels per micro-tile of the direct convolution; of the Winograd GEMM, with
-// `wino_vecs` vectors of tiles, and `wino_ocb_big` channels x 1 vector for 7x7 kernels). Included by
+// `wino_vecs` vectors of tiles, and `wino_ocb_big` channels x 1 vector for 7x7 kernels; of the FFT
+// convolution's complex GEMM, `fft_ocb` channels x 2 vectors of tiles). Included by
 // engine/native/<isa>/kernels.cpp after it defines NPCORE_ISA_NS, inside that ISA's target region.
 #include "engine/native/common/direct_conv.h"
+#include "engine/native/common/fft_conv.h"
 #include "engine/native/common/max_pool.h"
 #include "engine/native/common/simd_math.h"
 #include "engine/native/common/winograd_conv.h"
@@ -20,7 +22,12 @@ std::unique_ptr<ConvKernel> make_winograd_conv(const ConvSpec& spec, const Shape
   return std::unique_ptr<ConvKernel>(new WinogradConv<V, WinoOcb, WinoVecs, WinoOcbBig>(spec, in));
 }
 
-template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
+template <class V, int FftOcb>
+std::unique_ptr<ConvKernel> make_fft_conv(const ConvSpec& spec, const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new FftConv<V, FftOcb, 2>(spec, in));
+}
+
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig, int FftOcb>
 Kernels make_table(Isa isa) {
   Kernels t;
   t.isa = isa;
@@ -32,6 +39,8 @@ Kernels make_table(Isa isa) {
   t.winograd_vecs_big = 1;
   t.direct = &make_direct_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.winograd = &make_winograd_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
+  t.fft = &make_fft_conv<V, FftOcb>;
+  t.fft_ocb = FftOcb;
   t.activation = &activation<V>;
   t.max_pool_2x2 = &max_pool_2x2<V>;
   return t;
