@@ -1,8 +1,9 @@
 // The native backend (engine/conv.h): picks the algorithm and the instruction set for a convolution and
 // makes the kernel from that ISA's dispatch table (engine/native/kernels.h): Winograd where eligible and
-// accurate enough (engine/winograd.h), else the register-blocked direct convolution for stride 1 and
-// groups 1, else gemm (strides, groups; everything on the generic ISA), so this backend runs every
-// convolution.
+// accurate enough (engine/winograd.h), the channel GEMM for 1x1 convolutions (stride 1, no padding,
+// groups 1), the vectorised depthwise convolution for groups = in = out channels (any kernel, stride,
+// padding, dilation), else the register-blocked direct convolution for stride 1 and groups 1, else gemm
+// (strides, other groups; everything on the generic ISA), so this backend runs every convolution.
 #include "engine/error.h"
 #include "engine/native/kernels.h"
 #include "engine/winograd.h"
@@ -25,13 +26,17 @@ class DelegatingConv final : public ConvKernel {
   std::unique_ptr<ConvKernel> k_;
 };
 
-enum class Algo { Winograd, Direct, Gemm };
+enum class Algo { Winograd, Pointwise, Depthwise, Direct, Gemm };
 
 Algo choose(const ConvSpec& spec, const Shape& in, const native::Kernels* k) {
   if (!k) return Algo::Gemm;
   const Conv2dParams& p = spec.params;
   if (spec.allow_winograd && winograd_eligible(spec, in) && (p.kernel_h == 3 || spec.precision == Precision::Fast))
     return Algo::Winograd;
+  if (p.groups == 1 && p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
+      p.pad_w == 0)
+    return Algo::Pointwise;
+  if (p.groups > 1 && p.groups == p.in_channels && p.groups == p.out_channels) return Algo::Depthwise;
   if (p.groups == 1 && p.stride_h == 1 && p.stride_w == 1) return Algo::Direct;
   return Algo::Gemm;
 }
@@ -51,6 +56,8 @@ std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa) {
   if (isa) *isa = resolved;
   switch (choose(spec, in, native::kernels(resolved))) {
     case Algo::Winograd: return "winograd";
+    case Algo::Pointwise: return "pointwise";
+    case Algo::Depthwise: return "depthwise";
     case Algo::Direct: return "direct";
     default: return "gemm";
   }
@@ -60,6 +67,8 @@ std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& 
   const native::Kernels* k = native::kernels(spec.isa);
   switch (choose(spec, in, k)) {
     case Algo::Winograd: return k->winograd(spec, in);
+    case Algo::Pointwise: return k->pointwise(spec, in);
+    case Algo::Depthwise: return k->depthwise(spec, in);
     case Algo::Direct: return k->direct(spec, in);
     default: return std::make_unique<DelegatingConv>(make_gemm_conv(spec, in));
   }

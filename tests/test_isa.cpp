@@ -113,6 +113,16 @@ TEST_CASE("native algorithm choice: Winograd for 3x3 by default, 5x5/7x7 only wi
     ConvSpec strided{Conv2dParams::square(32, 32, 3, 2, 1), w.data(), nullptr, {}};
     strided.isa = isa;
     CHECK(native_algorithm(strided, {1, 32, 20, 20}) == "gemm");
+    ConvSpec one{Conv2dParams::square(32, 32, 1), w.data(), nullptr, {}};
+    one.isa = isa;
+    CHECK(native_algorithm(one, {1, 32, 20, 20}) == "pointwise");
+    one.params.pad_h = one.params.pad_w = 1;  // a padded 1x1 has zero borders: the direct conv
+    CHECK(native_algorithm(one, {1, 32, 20, 20}) == "direct");
+    ConvSpec depthwise{Conv2dParams::square(32, 32, 7, 2, 3, 1, 32), w.data(), nullptr, {}};
+    depthwise.isa = isa;
+    CHECK(native_algorithm(depthwise, {1, 32, 20, 20}) == "depthwise");
+    depthwise.params.out_channels = 64;  // channel multiplier 2: gemm
+    CHECK(native_algorithm(depthwise, {1, 32, 20, 20}) == "gemm");
   }
   ConvSpec generic{Conv2dParams::square(32, 32, 3, 1, 1), w.data(), nullptr, {}};
   generic.isa = Isa::Generic;
@@ -125,7 +135,7 @@ TEST_CASE("every direct-conv variant the CPU runs matches the reference", "[isa]
     Activation act;
   };
   const Case cases[] = {
-      {1, 3, 5, 1, 1, 0, 7, 9, {}},                                    // 1x1, channels below one block
+      {1, 3, 5, 1, 1, 1, 7, 9, {}},                                    // 1x1 padded, channels below one block
       {2, 16, 19, 3, 1, 1, 11, 37, {ActKind::ELU, 1.0f, 0.2f, 1.0f}},  // odd width: masked tails
       {1, 8, 12, 5, 2, 4, 13, 25, {ActKind::ReLU}},                    // dilation
       {1, 1, 16, 7, 1, 3, 20, 33, {ActKind::Sigmoid}},                 // the seed cores' first layer
@@ -148,6 +158,68 @@ TEST_CASE("every direct-conv variant the CPU runs matches the reference", "[isa]
       conv_once(Backend::Reference, spec, x, ref);
       conv_once(Backend::Native, spec, x, got);
       CHECK(test::normalised_error(got, ref) <= 5e-6);
+    }
+  }
+}
+
+TEST_CASE("every pointwise (1x1) and depthwise variant the CPU runs matches the reference", "[isa]") {
+  // n, in channels, out channels (pointwise), kernel h/w, stride h/w, pad h/w, dilation h/w, h, w, act.
+  struct Case {
+    int64_t n, ic, oc, kh, kw, sh, sw, ph, pw, dh, dw, h, w;
+    Activation act;
+    bool bias;
+  };
+  const Activation elu{ActKind::ELU, 0.3f, -0.2f, 1.0f};
+  const Case pointwise[] = {
+      {1, 64, 64, 1, 1, 1, 1, 0, 0, 1, 1, 36, 64, elu, true},                    // the issue-12 block
+      {2, 3, 5, 1, 1, 1, 1, 0, 0, 1, 1, 7, 9, {}, true},                          // channels below a block
+      {3, 17, 19, 1, 1, 1, 1, 0, 0, 1, 1, 5, 13, {ActKind::Sigmoid}, false},      // odd everything
+      {1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, {ActKind::SoftThreshold}, true},  // one pixel, scalar act
+      {1, 33, 24, 1, 1, 1, 1, 0, 0, 1, 1, 12, 16, {ActKind::ReLU}, true},        // plane = whole tiles
+      {2, 8, 8, 1, 1, 1, 1, 0, 0, 1, 1, 11, 23, {ActKind::Exp, 1.0f, 1.0f, 0.0f}, true},
+  };
+  const Case depthwise[] = {
+      {1, 64, 64, 7, 7, 1, 1, 3, 3, 1, 1, 36, 64, elu, true},                // the issue-12 block
+      {2, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2, 13, 17, {ActKind::ReLU}, true},      // layers/depth_separable_k3_d2
+      {1, 3, 3, 5, 5, 2, 2, 2, 2, 1, 1, 15, 21, {ActKind::Sigmoid}, false},  // stride 2
+      {2, 4, 4, 3, 5, 3, 2, 1, 0, 2, 1, 19, 26, {ActKind::SoftThreshold}, true},  // asymmetric, stride 3x2
+      {1, 7, 7, 9, 9, 1, 1, 0, 0, 1, 1, 9, 41, {}, true},                   // valid, one output row
+      {3, 9, 9, 7, 7, 1, 3, 3, 3, 1, 2, 8, 35, {ActKind::Exp, 1.0f, 1.0f, 0.0f}, true},  // stride 3, dilation
+      {1, 2, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1, 1, elu, true},                   // 1x1 image, even kernel
+  };
+  for (Isa isa : runnable_isas("pointwise/depthwise conv")) {
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool dw = pass == 1;
+      for (const Case& c : dw ? std::vector<Case>(std::begin(depthwise), std::end(depthwise))
+                              : std::vector<Case>(std::begin(pointwise), std::end(pointwise))) {
+        Conv2dParams p;
+        p.in_channels = c.ic;
+        p.out_channels = c.oc;
+        p.kernel_h = c.kh;
+        p.kernel_w = c.kw;
+        p.stride_h = c.sh;
+        p.stride_w = c.sw;
+        p.pad_h = c.ph;
+        p.pad_w = c.pw;
+        p.dilation_h = c.dh;
+        p.dilation_w = c.dw;
+        p.groups = dw ? c.ic : 1;
+        p.bias = c.bias;
+        const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 13);
+        const double fan_in = double(p.in_channels / p.groups * c.kh * c.kw);
+        const Tensor wt = test::random_tensor(p.weight_shape(), 14, float(1.0 / std::sqrt(fan_in)));
+        const Tensor b = test::random_tensor({c.oc}, 15, 0.1f);
+        ConvSpec spec{p, wt.data(), c.bias ? b.data() : nullptr, c.act};
+        spec.isa = isa;
+        INFO(isa_name(isa) << " " << p.str() << " on " << x.shape().str() << " " << c.act.str());
+        REQUIRE(native_algorithm(spec, x.shape()) == (dw ? "depthwise" : "pointwise"));
+        const Shape os = p.output_shape(x.shape(), "test");
+        Tensor ref(os), got(os);
+        got.fill(NAN);  // unwritten pixels fail
+        conv_once(Backend::Reference, spec, x, ref);
+        conv_once(Backend::Native, spec, x, got);
+        CHECK(test::normalised_error(got, ref) <= 5e-6);
+      }
     }
   }
 }

@@ -36,6 +36,27 @@ AlignedBuffer pack_direct_weights(const ConvSpec& spec, int ocb, int64_t* blocks
   return w;
 }
 
+AlignedBuffer pack_pointwise_weights(const ConvSpec& spec, int ocb, int64_t* blocks) {
+  const Conv2dParams& p = spec.params;
+  const int64_t IC = p.in_channels, OC = p.out_channels;
+  *blocks = (OC + ocb - 1) / ocb;
+  const size_t total = size_t(*blocks * IC * ocb);
+  AlignedBuffer w = aligned_floats(total);
+  std::fill(w.get(), w.get() + total, 0.0f);
+  for (int64_t oc = 0; oc < OC; ++oc)
+    for (int64_t ic = 0; ic < IC; ++ic)
+      w[size_t(((oc / ocb) * IC + ic) * ocb + oc % ocb)] = flush_subnormal(spec.weight[oc * IC + ic]);
+  return w;
+}
+
+AlignedBuffer pack_depthwise_weights(const ConvSpec& spec) {
+  const Conv2dParams& p = spec.params;
+  const size_t total = size_t(p.out_channels * p.kernel_h * p.kernel_w);
+  AlignedBuffer w = aligned_floats(total);
+  for (size_t i = 0; i < total; ++i) w[i] = flush_subnormal(spec.weight[i]);
+  return w;
+}
+
 AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* blocks) {
   const Conv2dParams& p = spec.params;
   const int r = int(p.kernel_h);

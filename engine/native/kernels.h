@@ -29,6 +29,10 @@ struct Kernels {
   std::unique_ptr<ConvKernel> (*direct)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Winograd F(2x2, r x r), r in {3, 5, 7} (winograd_eligible).
   std::unique_ptr<ConvKernel> (*winograd)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // 1x1 convolution, stride 1, no padding, groups 1: a register-blocked GEMM over channels.
+  std::unique_ptr<ConvKernel> (*pointwise)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // Depthwise convolution (groups = in = out channels), any kernel, stride, padding and dilation.
+  std::unique_ptr<ConvKernel> (*depthwise)(const ConvSpec& spec, const Shape& in) = nullptr;
   // The vectorised activations (simd_math vectorised()) in place; others take the scalar loop.
   void (*activation)(const Activation& a, float* x, int64_t n) = nullptr;
   // Max pooling, kernel 2 stride 2, no padding, of one plane [H, W] -> [OH, OW] (2 OH <= H, 2 OW <= W).
@@ -46,6 +50,10 @@ float flush_subnormal(float w);
 AlignedBuffer pack_direct_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
 // Winograd U = G g G^T (in double) packed [p][OC/ocb][IC][ocb], zero past OC.
 AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+// 1x1 conv weights [OC, IC, 1, 1] -> [OC/ocb][IC][ocb], zero past OC.
+AlignedBuffer pack_pointwise_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+// Depthwise conv weights [C, 1, KH, KW], copied (subnormals flushed).
+AlignedBuffer pack_depthwise_weights(const ConvSpec& spec);
 // Per padded output channel: act.in_shift - bias[c] (in_shift alone past `channels`).
 AlignedBuffer epilogue_shifts(const Activation& act, const float* bias, int64_t channels, int64_t padded);
 

@@ -3,8 +3,10 @@
 // blocking (output channels per micro-tile of the direct convolution; of the Winograd GEMM, with
 // `wino_vecs` vectors of tiles, and `wino_ocb_big` channels x 1 vector for 7x7 kernels). Included by
 // engine/native/<isa>/kernels.cpp after it defines NPCORE_ISA_NS, inside that ISA's target region.
+#include "engine/native/common/depthwise_conv.h"
 #include "engine/native/common/direct_conv.h"
 #include "engine/native/common/max_pool.h"
+#include "engine/native/common/pointwise_conv.h"
 #include "engine/native/common/simd_math.h"
 #include "engine/native/common/winograd_conv.h"
 
@@ -20,6 +22,17 @@ std::unique_ptr<ConvKernel> make_winograd_conv(const ConvSpec& spec, const Shape
   return std::unique_ptr<ConvKernel>(new WinogradConv<V, WinoOcb, WinoVecs, WinoOcbBig>(spec, in));
 }
 
+// The 1x1 GEMM uses the direct convolution's register blocking (DirectOcb channels x 3 vectors).
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
+std::unique_ptr<ConvKernel> make_pointwise_conv(const ConvSpec& spec, const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new PointwiseConv<V, DirectOcb, 3>(spec, in));
+}
+
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
+std::unique_ptr<ConvKernel> make_depthwise_conv(const ConvSpec& spec, const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new DepthwiseConv<V>(spec, in));
+}
+
 template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
 Kernels make_table(Isa isa) {
   Kernels t;
@@ -32,6 +45,8 @@ Kernels make_table(Isa isa) {
   t.winograd_vecs_big = 1;
   t.direct = &make_direct_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.winograd = &make_winograd_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
+  t.pointwise = &make_pointwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
+  t.depthwise = &make_depthwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.activation = &activation<V>;
   t.max_pool_2x2 = &max_pool_2x2<V>;
   return t;
