@@ -18,7 +18,7 @@ template <class V>
 class DepthwiseConv final : public ConvKernel {
  public:
   static constexpr int W = V::W;
-  static constexpr int PV = 4;  // output vectors per tile
+  static constexpr int PV = 8;  // output vectors per tile at most: 8 independent FMA chains
 
   DepthwiseConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
     out_ = p_.output_shape(in, "native depthwise conv");
@@ -88,9 +88,20 @@ class DepthwiseConv final : public ConvKernel {
     const int64_t vecs = (OW + W - 1) / W, last = OW - W * (vecs - 1);
     for (int64_t oh = 0; oh < OH; ++oh) {
       float* dst = y + oh * OW;
-      int64_t v = 0;
-      for (; v + PV <= vecs; v += PV) tile<PV>(buf, dst, oh, c, v, v + PV == vecs ? last : W);
-      for (; v < vecs; ++v) tile<1>(buf, dst, oh, c, v, v + 1 == vecs ? last : W);
+      // Tiles of PV vectors; the row's rest in one tile of up to PV - 1 (a 56-wide row: one tile of 7).
+      for (int64_t v = 0; v < vecs; v += PV) {
+        const int64_t n = vecs - v < PV ? vecs - v : PV, l = v + n == vecs ? last : W;
+        switch (n) {
+          case 1: tile<1>(buf, dst, oh, c, v, l); break;
+          case 2: tile<2>(buf, dst, oh, c, v, l); break;
+          case 3: tile<3>(buf, dst, oh, c, v, l); break;
+          case 4: tile<4>(buf, dst, oh, c, v, l); break;
+          case 5: tile<5>(buf, dst, oh, c, v, l); break;
+          case 6: tile<6>(buf, dst, oh, c, v, l); break;
+          case 7: tile<7>(buf, dst, oh, c, v, l); break;
+          default: tile<PV>(buf, dst, oh, c, v, l); break;
+        }
+      }
       epilogue_.finish(dst, OW);
     }
   }
@@ -100,21 +111,27 @@ class DepthwiseConv final : public ConvKernel {
   NPCORE_INLINE void tile(const float* buf, float* dst, int64_t oh, int64_t c, int64_t v0, int64_t last) const {
     const int64_t KH = p_.kernel_h, KW = p_.kernel_w, sw = p_.stride_w, dh = p_.dilation_h, dw = p_.dilation_w;
     typename V::reg acc[NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int q = 0; q < NV; ++q) acc[q] = V::zero();
     const float* w = wpack_.get() + c * KH * KW;
     for (int64_t kh = 0; kh < KH; ++kh) {
       const float* row = buf + (oh * p_.stride_h + kh * dh) * row_ + v0 * W;
+      // Tap kw reads phase (kw dw) % sw from slot (kw dw) / sw, tracked without a division.
+      int64_t phase = 0, slot = 0;
       for (int64_t kw = 0; kw < KW; ++kw) {
-        const int64_t off = kw * dw;
-        const float* r = row + (off % sw) * phase_ + off / sw;
+        const float* r = row + phase * phase_ + slot;
         const auto wv = V::set1(w[kh * KW + kw]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int q = 0; q < NV; ++q) acc[q] = V::fmadd(wv, V::load(r + W * q), acc[q]);
+        phase += dw;
+        while (phase >= sw) {
+          phase -= sw;
+          ++slot;
+        }
       }
     }
     const auto sin = epilogue_.shift(c);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int q = 0; q < NV; ++q) {
       const auto val = epilogue_.apply(acc[q], sin);
       if (q + 1 < NV || last == W)
