@@ -14,6 +14,76 @@
 
 namespace npcore::native::NPCORE_ISA_NS {
 
+// One micro-tile: OCB output channels (block b of the weights packed by pack_pointwise_weights, channels
+// oc0 = b OCB ..., of OC) x PV vectors of pixels read from xp (channel stride ld, PV W readable floats per
+// channel); the first n pixels are stored at dst (channel stride dst_ld) after the epilogue.
+template <class V, int OCB, int PV>
+NPCORE_INLINE void pointwise_tile(const float* wpack, int64_t IC, int64_t OC, int64_t b, const float* xp, int64_t ld,
+                                  float* dst, int64_t dst_ld, int64_t n, const Epilogue<V>& ep) {
+  constexpr int W = V::W;
+  typename V::reg acc[OCB][PV];
+#pragma GCC unroll 16
+  for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 4
+    for (int q = 0; q < PV; ++q) acc[o][q] = V::zero();
+  // Two-level summation as in direct_conv.h: registers sum at most kChunk input channels, then are added
+  // to a running total in L1 (float32 chains no longer than PyTorch's blocked sums).
+  constexpr int64_t kChunk = 16;
+  alignas(64) float total[OCB][PV * W];
+  bool first = true;
+  const float* w = wpack + size_t(b) * size_t(IC * OCB);
+  for (int64_t ic0 = 0; ic0 < IC; ic0 += kChunk) {
+    const int64_t ic1 = ic0 + kChunk < IC ? ic0 + kChunk : IC;
+    for (int64_t ic = ic0; ic < ic1; ++ic, w += OCB) outer_fma<V, OCB, PV>(acc, w, xp + ic * ld);
+    if (ic1 == IC) break;  // the last chunk stays in registers
+#pragma GCC unroll 16
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 4
+      for (int q = 0; q < PV; ++q) {
+        float* s = &total[o][W * q];
+        V::store(s, first ? acc[o][q] : V::add(V::load(s), acc[o][q]));
+        acc[o][q] = V::zero();
+      }
+    first = false;
+  }
+  if (!first) {
+#pragma GCC unroll 16
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 4
+      for (int q = 0; q < PV; ++q) acc[o][q] = V::add(V::load(&total[o][W * q]), acc[o][q]);
+  }
+#pragma GCC unroll 16
+  for (int o = 0; o < OCB; ++o) {
+    const int64_t oc = b * OCB + o;
+    if (oc >= OC) break;
+    float* d = dst + oc * dst_ld;
+    const auto sin = ep.shift(oc);
+#pragma GCC unroll 4
+    for (int q = 0; q < PV; ++q) {
+      const auto v = ep.apply(acc[o][q], sin);
+      const int64_t k = n - int64_t(W) * q;  // lanes of this vector to store
+      if (k >= W)
+        V::store(d + W * q, v);
+      else if (k > 0)
+        V::store_mask(d + W * q, V::mask_first(k), v);
+    }
+    ep.finish(d, n);
+  }
+}
+
+// Every output channel over a panel of `len` pixels (a multiple of PV W, readable; channel stride
+// ld >= len), storing the first `valid` pixels at dst (channel stride dst_ld): channel blocks outer, so one block's
+// weights stay in L1 while the tiles stream by.
+template <class V, int OCB, int PV>
+void pointwise_panel(const float* wpack, int64_t blocks, int64_t IC, int64_t OC, const float* panel, int64_t ld,
+                     int64_t len, int64_t valid, float* dst, int64_t dst_ld, const Epilogue<V>& ep) {
+  constexpr int64_t kTile = int64_t(PV) * V::W;
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t t = 0; t < valid; t += kTile)
+      pointwise_tile<V, OCB, PV>(wpack, IC, OC, b, panel + t, ld, dst + t, dst_ld, valid - t < kTile ? valid - t : kTile,
+                                 ep);
+}
+
 template <class V, int OCB, int PV>
 class PointwiseConv final : public ConvKernel {
  public:
@@ -29,9 +99,9 @@ class PointwiseConv final : public ConvKernel {
     tiles_ = (HW + kTile - 1) / kTile;
     // A job's panel (IC x its pixels) fits in L1 (24 KB), and there are at least 4 jobs per thread
     // over the batch so that a static split stays even.
-    int64_t per = 6144 / (p_.in_channels * kTile);
+    int64_t per = 24576 / (p_.in_channels * kTile);
     if (per < 1) per = 1;
-    if (per > 8) per = 8;
+    if (per > 64) per = 64;
     while (per > 1 && in[0] * ((tiles_ + per - 1) / per) < int64_t(threads_) * 4) --per;
     tiles_per_job_ = per;
     jobs_per_image_ = (tiles_ + per - 1) / per;
@@ -66,66 +136,8 @@ class PointwiseConv final : public ConvKernel {
       std::memcpy(panel + ic * len, x + ic * HW + px0, sizeof(float) * size_t(valid));
       if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
     }
-    for (int64_t b = 0; b < blocks_; ++b)
-      for (int64_t t = 0; t < t1 - t0; ++t) {
-        const int64_t px = px0 + t * kTile;
-        micro(panel + t * kTile, len, y, b, px, HW - px < kTile ? HW - px : kTile);
-      }
-  }
-
-  // OCB channels of block b x PV vectors from panel column `xp` (channel stride `ld`), stored at
-  // pixel px of y; only the first `n` pixels are stored (the plane's tail).
-  void micro(const float* xp, int64_t ld, float* y, int64_t b, int64_t px, int64_t n) const {
-    const int64_t IC = p_.in_channels, HW = in_[2] * in_[3];
-    typename V::reg acc[OCB][PV];
-#pragma GCC unroll 16
-    for (int o = 0; o < OCB; ++o)
-#pragma GCC unroll 4
-      for (int q = 0; q < PV; ++q) acc[o][q] = V::zero();
-    // Two-level summation as in direct_conv.h: registers sum at most kChunk input channels, then are
-    // added to a running total in L1 (float32 chains no longer than PyTorch's blocked sums).
-    constexpr int64_t kChunk = 16;
-    alignas(64) float total[OCB][PV * W];
-    bool first = true;
-    const float* w = wpack_.get() + size_t(b) * size_t(IC * OCB);
-    for (int64_t ic0 = 0; ic0 < IC; ic0 += kChunk) {
-      const int64_t ic1 = ic0 + kChunk < IC ? ic0 + kChunk : IC;
-      for (int64_t ic = ic0; ic < ic1; ++ic, w += OCB) outer_fma<V, OCB, PV>(acc, w, xp + ic * ld);
-      if (ic1 == IC) break;  // the last chunk stays in registers
-#pragma GCC unroll 16
-      for (int o = 0; o < OCB; ++o)
-#pragma GCC unroll 4
-        for (int q = 0; q < PV; ++q) {
-          float* s = &total[o][W * q];
-          V::store(s, first ? acc[o][q] : V::add(V::load(s), acc[o][q]));
-          acc[o][q] = V::zero();
-        }
-      first = false;
-    }
-    if (!first) {
-#pragma GCC unroll 16
-      for (int o = 0; o < OCB; ++o)
-#pragma GCC unroll 4
-        for (int q = 0; q < PV; ++q) acc[o][q] = V::add(V::load(&total[o][W * q]), acc[o][q]);
-    }
-    const int64_t OC = p_.out_channels;
-#pragma GCC unroll 16
-    for (int o = 0; o < OCB; ++o) {
-      const int64_t oc = b * OCB + o;
-      if (oc >= OC) break;
-      float* dst = y + oc * HW + px;
-      const auto sin = epilogue_.shift(oc);
-#pragma GCC unroll 4
-      for (int q = 0; q < PV; ++q) {
-        const auto v = epilogue_.apply(acc[o][q], sin);
-        const int64_t k = n - int64_t(W) * q;  // lanes of this vector to store
-        if (k >= W)
-          V::store(dst + W * q, v);
-        else if (k > 0)
-          V::store_mask(dst + W * q, V::mask_first(k), v);
-      }
-      epilogue_.finish(dst, n);
-    }
+    pointwise_panel<V, OCB, PV>(wpack_.get(), blocks_, IC, p_.out_channels, panel, len, len, valid, y + px0, HW,
+                                epilogue_);
   }
 
   Conv2dParams p_;
