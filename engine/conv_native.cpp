@@ -6,6 +6,7 @@
 // (strides, other groups; everything on the generic ISA), so this backend runs every convolution.
 #include "engine/error.h"
 #include "engine/native/kernels.h"
+#include "engine/parallel.h"
 #include "engine/winograd.h"
 
 namespace npcore {
@@ -61,6 +62,24 @@ std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa) {
     case Algo::Direct: return "direct";
     default: return "gemm";
   }
+}
+
+std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
+                                                        const Shape& in) {
+  const native::Kernels* k = native::kernels(dw.isa);
+  if (!k || choose(pw1, in, k) != Algo::Pointwise) return nullptr;
+  const Shape mid = pw1.params.output_shape(in, "depth-separable block");
+  if (choose(dw, mid, k) != Algo::Depthwise) return nullptr;
+  const Shape dws = dw.params.output_shape(mid, "depth-separable block");
+  if (choose(pw2, dws, k) != Algo::Pointwise) return nullptr;
+  // With fewer images than threads the rows are split between threads and each range recomputes the
+  // depthwise halo of pw1: not worth it for short ranges (the unfused kernels split without overlap).
+  const int threads = planned_threads();
+  if (in[0] < threads) {
+    const int64_t ranges = (threads + in[0] - 1) / in[0], halo = (dw.params.kernel_h - 1) * dw.params.dilation_h;
+    if (dws[2] / ranges < 4 * halo) return nullptr;
+  }
+  return k->depth_separable(pw1, dw, pw2, in);
 }
 
 std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in) {

@@ -113,7 +113,7 @@ void Conv2d::prepare(const EngineOptions&) {
   prepared_ = true;
 }
 
-std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
+ConvSpec Conv2d::spec(const EngineOptions& opt) const {
   if (!prepared_) throw UsageError(label() + ": plan() before prepare()");
   ConvSpec spec;
   spec.params = p_;
@@ -124,7 +124,11 @@ std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) c
   spec.allow_winograd = opt.winograd;
   spec.precision = opt.precision;
   spec.isa = opt.isa;
-  auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in));
+  return spec;
+}
+
+std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
+  auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec(opt), in), p_.flops(in));
   op->in_shape = in;
   op->out_shape = output_shape(in);
   return op;

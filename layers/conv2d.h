@@ -29,6 +29,9 @@ class Conv2d : public Layer {
   void reset_fusion() override;
 
   void prepare(const EngineOptions& opt) override;
+  // What its kernel computes after prepare(): folded weight and bias, absorbed activation, the options'
+  // algorithm settings (points into this layer's tensors).
+  ConvSpec spec(const EngineOptions& opt) const;
   std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:

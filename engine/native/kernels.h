@@ -33,6 +33,9 @@ struct Kernels {
   std::unique_ptr<ConvKernel> (*pointwise)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Depthwise convolution (groups = in = out channels), any kernel, stride, padding and dilation.
   std::unique_ptr<ConvKernel> (*depthwise)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // The depth-separable block fused: pointwise -> depthwise -> pointwise (depth_separable.h).
+  std::unique_ptr<ConvKernel> (*depth_separable)(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
+                                                 const Shape& in) = nullptr;
   // The vectorised activations (simd_math vectorised()) in place; others take the scalar loop.
   void (*activation)(const Activation& a, float* x, int64_t n) = nullptr;
   // Max pooling, kernel 2 stride 2, no padding, of one plane [H, W] -> [OH, OW] (2 OH <= H, 2 OW <= W).

@@ -3,6 +3,7 @@
 // blocking (output channels per micro-tile of the direct convolution; of the Winograd GEMM, with
 // `wino_vecs` vectors of tiles, and `wino_ocb_big` channels x 1 vector for 7x7 kernels). Included by
 // engine/native/<isa>/kernels.cpp after it defines NPCORE_ISA_NS, inside that ISA's target region.
+#include "engine/native/common/depth_separable.h"
 #include "engine/native/common/depthwise_conv.h"
 #include "engine/native/common/direct_conv.h"
 #include "engine/native/common/max_pool.h"
@@ -34,6 +35,12 @@ std::unique_ptr<ConvKernel> make_depthwise_conv(const ConvSpec& spec, const Shap
 }
 
 template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
+std::unique_ptr<ConvKernel> make_depth_separable_conv(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
+                                                      const Shape& in) {
+  return std::unique_ptr<ConvKernel>(new DepthSeparableConv<V, DirectOcb, 3>(pw1, dw, pw2, in));
+}
+
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig>
 Kernels make_table(Isa isa) {
   Kernels t;
   t.isa = isa;
@@ -47,6 +54,7 @@ Kernels make_table(Isa isa) {
   t.winograd = &make_winograd_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.pointwise = &make_pointwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.depthwise = &make_depthwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
+  t.depth_separable = &make_depth_separable_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.activation = &activation<V>;
   t.max_pool_2x2 = &max_pool_2x2<V>;
   return t;
