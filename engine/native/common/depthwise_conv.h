@@ -146,7 +146,7 @@ class DepthwiseConv final : public ConvKernel {
     const int64_t C = p_.out_channels, H = in_[2], Wd = in_[3], KK = p_.kernel_h * p_.kernel_w;
     const int64_t jobs = in_[0] * C;
     const bool par = runs_parallel(jobs, threads_);
-    parallel_for(jobs, threads_, [&](int64_t j) {
+    parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
       const int64_t n = j / C, c = j % C;
       float* buf = scratch + size_t(par ? omp_get_thread_num() : 0) * plane_floats();
       depthwise_pad(p_, L_, in.image(n) + c * H * Wd, 0, H, Wd, 0, rows_, buf);

@@ -115,7 +115,7 @@ class PointwiseConv final : public ConvKernel {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
     const int64_t jobs = in_[0] * jobs_per_image_;
     const bool par = runs_parallel(jobs, threads_);
-    parallel_for(jobs, threads_, [&](int64_t j) {
+    parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
       const int64_t n = j / jobs_per_image_, t0 = (j % jobs_per_image_) * tiles_per_job_;
       const int64_t t1 = t0 + tiles_per_job_ < tiles_ ? t0 + tiles_per_job_ : tiles_;
       float* panel = scratch + size_t(par ? omp_get_thread_num() : 0) * panel_floats();
