@@ -13,6 +13,8 @@
 
 namespace npcore {
 
+class WeightPacks;  // engine/packed_weights.h
+
 // torch.nn.Conv2d's constructor arguments (dilation counted from 1, as PyTorch does).
 struct Conv2dParams {
   int64_t in_channels = 0;
@@ -58,6 +60,9 @@ struct ConvSpec {
   Precision precision = Precision::Accurate;
   // The native backend's instruction set (Auto: NPCORE_ISA, else the CPU's best; engine/isa.h).
   Isa isa = Isa::Auto;
+  // The packed forms of these weights made so far, shared by the kernels of every input shape (the
+  // owning layer's; engine/packed_weights.h). Null: the kernel packs a private copy.
+  WeightPacks* packs = nullptr;
 };
 
 // reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the
@@ -89,6 +94,9 @@ class ConvKernel {
   // Floats of scratch memory one run() needs (64-byte aligned by the caller).
   virtual size_t scratch_floats() const { return 0; }
   virtual std::unique_ptr<RunState> make_state() const { return nullptr; }
+  // The packed weights it reads (shared with the other kernels of its layer: engine/packed_weights.h),
+  // or null if it keeps none of its own (reference: the spec's; onednn: its primitive's).
+  virtual const float* packed_weights() const { return nullptr; }
   // in: the input shape given at creation; out: the output shape, either may be a batch/channel view.
   virtual void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const = 0;
 };

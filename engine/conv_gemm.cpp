@@ -25,6 +25,7 @@
 
 #include "engine/conv.h"
 #include "engine/error.h"
+#include "engine/packed_weights.h"
 #include "engine/parallel.h"
 
 #if !EIGEN_VERSION_AT_LEAST(3, 4, 0) || EIGEN_VERSION_AT_LEAST(3, 5, 0)
@@ -61,6 +62,16 @@ using RowMajorGemm =
     Eigen::internal::general_matrix_matrix_product<Index, float, Eigen::RowMajor, false, float,
                                                    Eigen::RowMajor, false, Eigen::RowMajor, 1>;
 
+// The gemm form: the weights as they are, in an aligned buffer of their own (the kernel outlives spec.weight).
+PackedWeights pack_gemm_weights(const ConvSpec& spec, const PackKey&) {
+  const Conv2dParams& p = spec.params;
+  PackedWeights w;
+  w.floats = size_t(p.out_channels * (p.in_channels / p.groups) * p.kernel_h * p.kernel_w);
+  w.buffer = aligned_floats(w.floats);
+  std::memcpy(w.buffer.get(), spec.weight, w.floats * sizeof(float));
+  return w;
+}
+
 class GemmConv final : public ConvKernel {
  public:
   GemmConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), act_(spec.act), isa_(resolve_isa(spec.isa)), in_(in) {
@@ -75,9 +86,7 @@ class GemmConv final : public ConvKernel {
 
     // Weights as a row-major [Cout, K] matrix: PyTorch's [Cout, Cin/g, kh, kw] layout already is one, with
     // group g's rows at [g*Cout/g, (g+1)*Cout/g).
-    const size_t wn = size_t(p_.out_channels * K_);
-    weight_ = aligned_floats(wn);
-    std::memcpy(weight_.get(), spec.weight, wn * sizeof(float));
+    weight_ = shared_pack(spec, PackKey{"gemm", Isa::Generic, {}}, &pack_gemm_weights);
     bias_.assign(size_t(p_.out_channels), 0.0f);
     if (spec.bias) std::copy_n(spec.bias, p_.out_channels, bias_.begin());
 
@@ -99,6 +108,7 @@ class GemmConv final : public ConvKernel {
 
   // Per thread: the [K, T] column tile, then Eigen's packed panels of it ([kc, mc]) and of W_g ([kc, nc]).
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
+  const float* packed_weights() const override { return weight_->data(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Gemm, p_, in_, out_, in, out);
@@ -133,7 +143,7 @@ class GemmConv final : public ConvKernel {
     for (int64_t o = 0; o < ocg_; ++o) std::fill_n(y + o * P_, T, b[o]);
     // y [Cout/g, T] (row stride P) += W_g [Cout/g, K] (row stride K) x col [K, T] (row stride ldcol)
     ScratchBlocking blocking(kc_, mc_, nc_, block_a, block_b);
-    RowMajorGemm::run(ocg_, T, K_, weight_.get() + g * ocg_ * K_, K_, col, ldcol, y, 1, P_, 1.0f, blocking,
+    RowMajorGemm::run(ocg_, T, K_, weight_->data() + g * ocg_ * K_, K_, col, ldcol, y, 1, P_, 1.0f, blocking,
                       nullptr);
     if (!act_.is_identity())
       for (int64_t o = 0; o < ocg_; ++o) apply_activation(act_, y + o * P_, T, isa_);
@@ -201,7 +211,7 @@ class GemmConv final : public ConvKernel {
   Shape in_, out_;
   int64_t icg_ = 0, ocg_ = 0, K_ = 0, P_ = 0;
   bool direct_ = false;
-  AlignedBuffer weight_;     // [Cout, K], row-major
+  PackedRef weight_;         // [Cout, K], row-major; shared by the layer's kernels (engine/packed_weights.h)
   std::vector<float> bias_;  // [Cout], zeros when the conv has none
   int threads_ = 1;
   int64_t tile_ = 1, tiles_ = 1;

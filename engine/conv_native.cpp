@@ -19,6 +19,7 @@ class DelegatingConv final : public ConvKernel {
   Backend backend() const override { return Backend::Native; }
   size_t scratch_floats() const override { return k_->scratch_floats(); }
   std::unique_ptr<RunState> make_state() const override { return k_->make_state(); }
+  const float* packed_weights() const override { return k_->packed_weights(); }
   void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
     k_->run(in, out, scratch, state);
   }

@@ -110,6 +110,7 @@ void Conv2d::prepare(const EngineOptions&) {
       folded_bias_.data()[o] = b + (affine_.shift.empty() ? 0.0f : affine_.shift[o]);
     }
   }
+  packs_ = std::make_shared<WeightPacks>();
   prepared_ = true;
 }
 
@@ -124,6 +125,7 @@ ConvSpec Conv2d::spec(const EngineOptions& opt) const {
   spec.allow_winograd = opt.winograd;
   spec.precision = opt.precision;
   spec.isa = opt.isa;
+  spec.packs = packs_.get();
   return spec;
 }
 

@@ -2,6 +2,9 @@
 // torch.nn.Conv2d, plus what fusion folds into it: a following per-channel affine (eval BatchNorm,
 // Bias2D, Scale2D) goes into the weights and bias at prepare(); a following activation runs in the
 // kernel's epilogue.
+#include <memory>
+
+#include "engine/packed_weights.h"
 #include "layers/layer.h"
 
 namespace npcore {
@@ -21,6 +24,8 @@ class Conv2d : public Layer {
   void set_weights(Tensor weight, Tensor bias);
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
+  // The packed forms made so far (null before prepare()).
+  const WeightPacks* packs() const { return packs_.get(); }
 
   bool can_absorb_affine() const override { return !has_act_; }
   bool can_absorb_activation() const override { return !has_act_; }
@@ -30,8 +35,9 @@ class Conv2d : public Layer {
 
   void prepare(const EngineOptions& opt) override;
   // What its kernel computes after prepare(): folded weight and bias, absorbed activation, the options'
-  // algorithm settings (points into this layer's tensors).
+  // algorithm settings and the shared weight packs (points into this layer's tensors).
   ConvSpec spec(const EngineOptions& opt) const;
+  // Kernels for any input shape share one packed copy of the folded weights per packed form.
   std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:
@@ -41,6 +47,9 @@ class Conv2d : public Layer {
   Activation act_;                      // absorbed
   bool has_act_ = false;
   Tensor folded_weight_, folded_bias_;  // made by prepare()
+  // The packed forms of the folded weights, made by the first kernel that needs each and shared by every
+  // kernel (any input shape, any thread); replaced by prepare(), so older kernels keep their own.
+  std::shared_ptr<WeightPacks> packs_;
   bool prepared_ = false;
 };
 

@@ -20,20 +20,24 @@ const Kernels* kernels(Isa isa) {
 
 float flush_subnormal(float w) { return std::fabs(w) < 1.17549435e-38f ? 0.0f : w; }
 
-AlignedBuffer pack_direct_weights(const ConvSpec& spec, int ocb, int64_t* blocks) {
+PackedWeights pack_direct_weights(const ConvSpec& spec, const PackKey& key) {
   const Conv2dParams& p = spec.params;
+  const int64_t ocb = key.blocking[0];
   const int64_t IC = p.in_channels, OC = p.out_channels, KH = p.kernel_h, KW = p.kernel_w;
-  *blocks = (OC + ocb - 1) / ocb;
-  const size_t per_block = size_t(IC * KH * KW * ocb), total = size_t(*blocks) * per_block;
-  AlignedBuffer w = aligned_floats(total);
-  std::fill(w.get(), w.get() + total, 0.0f);
+  PackedWeights out;
+  out.blocks = (OC + ocb - 1) / ocb;
+  const size_t per_block = size_t(IC * KH * KW * ocb), total = size_t(out.blocks) * per_block;
+  out.floats = total;
+  out.buffer = aligned_floats(total);
+  float* w = out.buffer.get();
+  std::fill(w, w + total, 0.0f);
   for (int64_t oc = 0; oc < OC; ++oc)
     for (int64_t ic = 0; ic < IC; ++ic)
       for (int64_t kh = 0; kh < KH; ++kh)
         for (int64_t kw = 0; kw < KW; ++kw)
           w[size_t(oc / ocb) * per_block + size_t(((kh * IC + ic) * KW + kw) * ocb + oc % ocb)] =
               flush_subnormal(spec.weight[((oc * IC + ic) * KH + kh) * KW + kw]);
-  return w;
+  return out;
 }
 
 AlignedBuffer pack_pointwise_weights(const ConvSpec& spec, int ocb, int64_t* blocks) {
@@ -57,16 +61,20 @@ AlignedBuffer pack_depthwise_weights(const ConvSpec& spec) {
   return w;
 }
 
-AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* blocks) {
+PackedWeights pack_winograd_weights(const ConvSpec& spec, const PackKey& key) {
   const Conv2dParams& p = spec.params;
+  const int64_t ocb = key.blocking[0];
   const int r = int(p.kernel_h);
   const WinogradTransforms tr = winograd_transforms(2, r);
   const int a = tr.alpha, P = a * a;
   const int64_t IC = p.in_channels, OC = p.out_channels;
-  *blocks = (OC + ocb - 1) / ocb;
-  const size_t per_point = size_t(*blocks * IC * ocb);
-  AlignedBuffer u = aligned_floats(size_t(P) * per_point);
-  std::fill(u.get(), u.get() + size_t(P) * per_point, 0.0f);
+  PackedWeights out;
+  out.blocks = (OC + ocb - 1) / ocb;
+  const size_t per_point = size_t(out.blocks * IC * ocb);
+  out.floats = size_t(P) * per_point;
+  out.buffer = aligned_floats(out.floats);
+  float* u = out.buffer.get();
+  std::fill(u, u + out.floats, 0.0f);
   std::vector<double> gg(size_t(a * r));
   for (int64_t oc = 0; oc < OC; ++oc)
     for (int64_t ic = 0; ic < IC; ++ic) {
@@ -84,7 +92,7 @@ AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* bloc
           u[size_t(i * a + j) * per_point + size_t(((oc / ocb) * IC + ic) * ocb + oc % ocb)] = flush_subnormal(float(s));
         }
     }
-  return u;
+  return out;
 }
 
 AlignedBuffer epilogue_shifts(const Activation& act, const float* bias, int64_t channels, int64_t padded) {

@@ -13,6 +13,7 @@
 #include "engine/activation.h"
 #include "engine/conv.h"
 #include "engine/isa.h"
+#include "engine/packed_weights.h"
 #include "engine/tensor.h"
 
 namespace npcore::native {
@@ -49,10 +50,12 @@ const Kernels* kernels(Isa isa);
 // Packed weights drop subnormal values: an FMA with a subnormal operand takes a microcode assist (~100x
 // slower on Intel cores), and each dropped term w*x changes a sum by less than 1.2e-38 * |x|.
 float flush_subnormal(float w);
+// The packed forms (PackFn, engine/packed_weights.h; kernels get them through shared_pack so that the
+// kernels of one layer share one copy per form). key.blocking[0] is ocb, the output channels per block.
 // Direct conv weights [OC, IC, KH, KW] -> [OC/ocb][KH][IC][KW][ocb], zero past OC.
-AlignedBuffer pack_direct_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+PackedWeights pack_direct_weights(const ConvSpec& spec, const PackKey& key);
 // Winograd U = G g G^T (in double) packed [p][OC/ocb][IC][ocb], zero past OC.
-AlignedBuffer pack_winograd_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
+PackedWeights pack_winograd_weights(const ConvSpec& spec, const PackKey& key);
 // 1x1 conv weights [OC, IC, 1, 1] -> [OC/ocb][IC][ocb], zero past OC.
 AlignedBuffer pack_pointwise_weights(const ConvSpec& spec, int ocb, int64_t* blocks);
 // Depthwise conv weights [C, 1, KH, KW], copied (subnormals flushed).

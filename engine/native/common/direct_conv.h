@@ -21,7 +21,8 @@ class DirectConv final : public ConvKernel {
   DirectConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
     out_ = p_.output_shape(in, "native conv");
     const int64_t KH = p_.kernel_h, KW = p_.kernel_w;
-    wpack_ = pack_direct_weights(spec, OCB, &blocks_);
+    wpack_ = shared_pack(spec, PackKey{"direct", resolve_isa(spec.isa), {OCB, 0, 0, 0}}, &pack_direct_weights);
+    blocks_ = wpack_->blocks;
     epilogue_ = Epilogue<V>(spec.act, spec.bias, p_.out_channels, blocks_ * OCB);
     // Padded input plane: rows cover every row a kernel tap reads; a row is wide enough for the last
     // vector load of the last tile plus the kernel's reach, rounded to 16 floats.
@@ -39,6 +40,7 @@ class DirectConv final : public ConvKernel {
   std::unique_ptr<RunState> make_state() const override { return nullptr; }
   // One padded image, or one per thread when the batch is split by images.
   size_t scratch_floats() const override { return size_t(by_image() ? threads_ : 1) * image_floats(); }
+  const float* packed_weights() const override { return wpack_->data(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
@@ -143,7 +145,7 @@ class DirectConv final : public ConvKernel {
     constexpr int64_t kChunk = 16;
     alignas(64) float total[OCB][PW * W];
     bool first = true;
-    const float* w = wpack_.get() + size_t(b) * size_t(IC * KH * KW * OCB);
+    const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
     for (int64_t kh = 0; kh < KH; ++kh) {
       const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
       for (int64_t ic0 = 0; ic0 < IC; ic0 += kChunk) {
@@ -195,7 +197,7 @@ class DirectConv final : public ConvKernel {
   Conv2dParams p_;
   Shape in_, out_;
   int64_t blocks_ = 0, rows_ = 0, row_ = 0;
-  AlignedBuffer wpack_;
+  PackedRef wpack_;  // shared with the layer's other kernels (engine/packed_weights.h)
   Epilogue<V> epilogue_;
   int threads_ = 1;
 };

@@ -43,7 +43,8 @@ class WinogradConv final : public ConvKernel {
     OC_ = p_.out_channels;
     ocb_ = a_ >= 8 ? OCB_BIG : OCB;
     vecs_ = a_ >= 8 ? 1 : VECS;
-    u_ = pack_winograd_weights(spec, ocb_, &blocks_);
+    u_ = shared_pack(spec, PackKey{"winograd", resolve_isa(spec.isa), {ocb_, 0, 0, 0}}, &pack_winograd_weights);
+    blocks_ = u_->blocks;
     epilogue_ = Epilogue<V>(spec.act, spec.bias, OC_, blocks_ * ocb_);
     TH_ = (out_[2] + 1) / 2;
     TW_ = (out_[3] + 1) / 2;
@@ -61,6 +62,7 @@ class WinogradConv final : public ConvKernel {
     return round_floats(size_t(IC_) * size_t(stride())) + round_floats(size_t(blocks_ * ocb_) * size_t(stride()));
   }
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
+  const float* packed_weights() const override { return u_->data(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
@@ -106,7 +108,7 @@ class WinogradConv final : public ConvKernel {
     }
     for (int p = 0; p < P_; ++p)
       for (int64_t b = 0; b < blocks_; ++b) {
-        const float* u = u_.get() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
+        const float* u = u_->data() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
         const float* vp = Vb + size_t(p) * size_t(T);
         float* mp = M + size_t(b * ocb_) * size_t(stride()) + size_t(p) * size_t(T);
         if (a_ >= 8)
@@ -285,7 +287,7 @@ class WinogradConv final : public ConvKernel {
   int a_ = 0, P_ = 0;
   int ocb_ = OCB, vecs_ = VECS;
   int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0;
-  AlignedBuffer u_;
+  PackedRef u_;  // U, shared with the layer's other kernels (engine/packed_weights.h)
   Epilogue<V> epilogue_;
   int threads_ = 1;
 };
