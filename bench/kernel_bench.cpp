@@ -16,7 +16,8 @@
 //   64, no bias), so the same rows time them.
 //   TransferLearningCore vgg16[:12]: features.0 (3->64, run as 1->64: the grayscale repeat is folded into
 //   the conv), .2 64->64 at 144x256, .5 64->128 and .7 128->128 at 72x128, .10 128->256 at 36x64; all 3x3.
-//   Depthwise 3x3 over 64 channels and pointwise 1x1 64->64 at 144x256 (depth_separable cores).
+//   Depthwise 3x3 and 7x7 over 64 channels and pointwise 1x1 64->64 at 144x256 (depth_separable cores), and
+//   the 7x7 depthwise and the 1x1 at 28x56 (the SENSORIUM core's hidden layers on a 36x64 input).
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -64,6 +65,12 @@ const std::vector<ConvShape>& shapes() {
        Conv2dParams::square(64, 64, 3, 1, 1, 1, 64, true), 144, 256, ActKind::None},
       {"pw1x1_64to64", "1x1 (depth_separable in/out_depth_conv)",
        Conv2dParams::square(64, 64, 1, 1, 0, 1, 1, true), 144, 256, ActKind::ELU},
+      {"dw7x7_64", "depthwise 7x7 (SENSORIUM depth_separable spatial_conv)",
+       Conv2dParams::square(64, 64, 7, 1, 3, 1, 64, true), 144, 256, ActKind::None},
+      {"dw7x7_64_small", "depthwise 7x7 at 28x56 (SENSORIUM core on 36x64 input)",
+       Conv2dParams::square(64, 64, 7, 1, 3, 1, 64, true), 28, 56, ActKind::None},
+      {"pw1x1_64to64_small", "1x1 at 28x56 (SENSORIUM core on 36x64 input)",
+       Conv2dParams::square(64, 64, 1, 1, 0, 1, 1, true), 28, 56, ActKind::ELU},
   };
   return s;
 }

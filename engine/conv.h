@@ -70,9 +70,12 @@ struct ConvSpec {
 // reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the
 // engine's own AVX2 or AVX-512 kernels, chosen at run time (engine/isa.h, engine/native/): for stride-1
 // ungrouped convs with >= 16 channels in and out, Winograd F(2x2, 3x3) for 3x3 kernels and a tiled FFT for
-// 5x5..9x9 ones (neither when ConvSpec::allow_winograd is false), a register-blocked direct convolution
-// for other stride-1 ungrouped convs, and gemm for the rest (strided, grouped/depthwise; everything on
-// the generic ISA).
+// 5x5..9x9 ones (neither when ConvSpec::allow_winograd is false), a register-blocked channel GEMM for 1x1
+// convs (stride 1, no padding; "pointwise"), a vectorised depthwise conv for groups = in = out channels
+// (any kernel, stride, padding, dilation; "depthwise"), a register-blocked direct convolution for other
+// stride-1 ungrouped convs, and gemm for the rest (strided, other groupings; everything on the generic
+// ISA). A depth-separable block (DepthSeparableConv2d) runs fused when fusion is on
+// (make_native_depth_separable).
 enum class Backend { Reference, Gemm, OneDnn, Native };
 const char* backend_name(Backend b);
 // Parses "reference", "gemm", "onednn", "native"; throws ConfigError listing them otherwise.
@@ -117,8 +120,14 @@ std::unique_ptr<ConvKernel> make_onednn_conv(const ConvSpec& spec, const Shape& 
 std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in);
 bool onednn_conv_supported(const ConvSpec& spec, const Shape& in, std::string* why);
 
-// The algorithm the native backend picks for this convolution: "fft", "winograd", "direct" or "gemm", and the
-// ISA it runs with (resolved from spec.isa).
+// The native backend's fused depth-separable block (1x1 pw1 -> depthwise dw -> 1x1 pw2, pw2 carrying the
+// folded norm and activation), on `in`; null when it does not apply (generic ISA, a conv its kernels do
+// not take, or too few rows per thread to split), and then the three convs run one by one.
+std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
+                                                        const Shape& in);
+
+// The algorithm the native backend picks for this convolution: "fft", "winograd", "pointwise", "depthwise",
+// "direct" or "gemm", and the ISA it runs with (resolved from spec.isa).
 std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa = nullptr);
 
 // Runs a convolution once with a temporary workspace (tests, tools; not for steady-state use).

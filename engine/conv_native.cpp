@@ -1,11 +1,14 @@
 // The native backend (engine/conv.h): picks the algorithm and the instruction set for a convolution and
 // makes the kernel from that ISA's dispatch table (engine/native/kernels.h): the tiled FFT for 5x5..9x9
 // kernels (fft_eligible below), Winograd where eligible and accurate enough (engine/winograd.h: 3x3, and
-// 5x5/7x7 with precision fast where the FFT does not run), else the register-blocked direct convolution
-// for stride 1 and groups 1, else gemm (strides, groups; everything on the generic ISA), so this backend
-// runs every convolution. allow_winograd false: neither FFT nor Winograd.
+// 5x5/7x7 with precision fast where the FFT does not run), the channel GEMM for 1x1 convolutions (stride
+// 1, no padding, groups 1), the vectorised depthwise convolution for groups = in = out channels (any
+// kernel, stride, padding, dilation), else the register-blocked direct convolution for stride 1 and
+// groups 1, else gemm (strides, other groups; everything on the generic ISA), so this backend runs every
+// convolution. allow_winograd false: neither FFT nor Winograd.
 #include "engine/error.h"
 #include "engine/native/kernels.h"
+#include "engine/parallel.h"
 #include "engine/winograd.h"
 
 namespace npcore {
@@ -38,7 +41,7 @@ bool fft_eligible(const ConvSpec& spec) {
          side(p.kernel_h) && side(p.kernel_w) && p.in_channels >= 16 && p.out_channels >= 16;
 }
 
-enum class Algo { Fft, Winograd, Direct, Gemm };
+enum class Algo { Fft, Winograd, Pointwise, Depthwise, Direct, Gemm };
 
 Algo choose(const ConvSpec& spec, const Shape& in, const native::Kernels* k) {
   if (!k) return Algo::Gemm;
@@ -46,6 +49,10 @@ Algo choose(const ConvSpec& spec, const Shape& in, const native::Kernels* k) {
   if (spec.allow_winograd && fft_eligible(spec)) return Algo::Fft;
   if (spec.allow_winograd && winograd_eligible(spec, in) && (p.kernel_h == 3 || spec.precision == Precision::Fast))
     return Algo::Winograd;
+  if (p.groups == 1 && p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
+      p.pad_w == 0)
+    return Algo::Pointwise;
+  if (p.groups > 1 && p.groups == p.in_channels && p.groups == p.out_channels) return Algo::Depthwise;
   if (p.groups == 1 && p.stride_h == 1 && p.stride_w == 1) return Algo::Direct;
   return Algo::Gemm;
 }
@@ -66,9 +73,29 @@ std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa) {
   switch (choose(spec, in, native::kernels(resolved))) {
     case Algo::Fft: return "fft";
     case Algo::Winograd: return "winograd";
+    case Algo::Pointwise: return "pointwise";
+    case Algo::Depthwise: return "depthwise";
     case Algo::Direct: return "direct";
     default: return "gemm";
   }
+}
+
+std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
+                                                        const Shape& in) {
+  const native::Kernels* k = native::kernels(dw.isa);
+  if (!k || choose(pw1, in, k) != Algo::Pointwise) return nullptr;
+  const Shape mid = pw1.params.output_shape(in, "depth-separable block");
+  if (choose(dw, mid, k) != Algo::Depthwise) return nullptr;
+  const Shape dws = dw.params.output_shape(mid, "depth-separable block");
+  if (choose(pw2, dws, k) != Algo::Pointwise) return nullptr;
+  // With fewer images than threads the rows are split between threads and each range recomputes the
+  // depthwise halo of pw1: not worth it for short ranges (the unfused kernels split without overlap).
+  const int threads = planned_threads();
+  if (in[0] < threads) {
+    const int64_t ranges = (threads + in[0] - 1) / in[0], halo = (dw.params.kernel_h - 1) * dw.params.dilation_h;
+    if (dws[2] / ranges < 4 * halo) return nullptr;
+  }
+  return k->depth_separable(pw1, dw, pw2, in);
 }
 
 std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in) {
@@ -76,6 +103,8 @@ std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& 
   switch (choose(spec, in, k)) {
     case Algo::Fft: return k->fft(spec, in);
     case Algo::Winograd: return k->winograd(spec, in);
+    case Algo::Pointwise: return k->pointwise(spec, in);
+    case Algo::Depthwise: return k->depthwise(spec, in);
     case Algo::Direct: return k->direct(spec, in);
     default: return std::make_unique<DelegatingConv>(make_gemm_conv(spec, in));
   }

@@ -117,7 +117,7 @@ void Conv2d::prepare(const EngineOptions&) {
   prepared_ = true;
 }
 
-std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
+ConvSpec Conv2d::spec(const EngineOptions& opt) const {
   if (!prepared_) throw UsageError(label() + ": plan() before prepare()");
   ConvSpec spec;
   spec.params = p_;
@@ -129,6 +129,11 @@ std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) c
   spec.precision = opt.precision;
   spec.isa = opt.isa;
   spec.packs = packs_.get();
+  return spec;
+}
+
+std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
+  const ConvSpec spec = this->spec(opt);
   ConvRun run;
   run.layer = label();
   run.params = spec.params;

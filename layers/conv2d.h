@@ -34,6 +34,9 @@ class Conv2d : public Layer {
   void reset_fusion() override;
 
   void prepare(const EngineOptions& opt) override;
+  // What its kernel computes after prepare(): folded weight and bias, absorbed activation, the options'
+  // algorithm settings and the shared weight packs (points into this layer's tensors).
+  ConvSpec spec(const EngineOptions& opt) const;
   // Kernels for any input shape share one packed copy of the folded weights per packed form.
   std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 

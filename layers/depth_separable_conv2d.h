@@ -1,7 +1,9 @@
 #pragma once
 // neuralpredictors' DepthSeparableConv2d: a Sequential of a 1x1 conv (`in_depth_conv`), a k x k
 // depthwise conv with groups = out_channels (`spatial_conv`, carrying stride, padding and dilation) and
-// a 1x1 conv (`out_depth_conv`). A following norm and activation fuse into out_depth_conv.
+// a 1x1 conv (`out_depth_conv`). A following norm and activation fuse into out_depth_conv. With fusion on
+// and the native backend, the three convs run as one fused kernel over bands of rows
+// (make_native_depth_separable) where it applies; else (--no-fuse, other backends) one by one.
 #include "layers/conv2d.h"
 #include "layers/sequential.h"
 
@@ -13,6 +15,9 @@ class DepthSeparableConv2d : public Sequential {
   // in_channels and groups are set to out_channels here) and whether all three convs have a bias.
   DepthSeparableConv2d(std::string name, int64_t in_channels, Conv2dParams spatial);
   const char* type() const override { return "DepthSeparableConv2d"; }
+
+ protected:
+  std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 };
 
 }  // namespace npcore

@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/isa.h"
 #include "engine/native/kernels.h"
+#include "engine/parallel.h"
 #include "engine/winograd.h"
 #include "layers/activations.h"
 #include "layers/max_pool2d.h"
@@ -115,6 +116,16 @@ TEST_CASE("native algorithm choice: Winograd for 3x3, FFT for 5x5/7x7 in both pr
     ConvSpec strided{Conv2dParams::square(32, 32, 3, 2, 1), w.data(), nullptr, {}};
     strided.isa = isa;
     CHECK(native_algorithm(strided, {1, 32, 20, 20}) == "gemm");
+    ConvSpec one{Conv2dParams::square(32, 32, 1), w.data(), nullptr, {}};
+    one.isa = isa;
+    CHECK(native_algorithm(one, {1, 32, 20, 20}) == "pointwise");
+    one.params.pad_h = one.params.pad_w = 1;  // a padded 1x1 has zero borders: the direct conv
+    CHECK(native_algorithm(one, {1, 32, 20, 20}) == "direct");
+    ConvSpec depthwise{Conv2dParams::square(32, 32, 7, 2, 3, 1, 32), w.data(), nullptr, {}};
+    depthwise.isa = isa;
+    CHECK(native_algorithm(depthwise, {1, 32, 20, 20}) == "depthwise");
+    depthwise.params.out_channels = 64;  // channel multiplier 2: gemm
+    CHECK(native_algorithm(depthwise, {1, 32, 20, 20}) == "gemm");
   }
   ConvSpec generic{Conv2dParams::square(32, 32, 3, 1, 1), w.data(), nullptr, {}};
   generic.isa = Isa::Generic;
@@ -127,7 +138,7 @@ TEST_CASE("every direct-conv variant the CPU runs matches the reference", "[isa]
     Activation act;
   };
   const Case cases[] = {
-      {1, 3, 5, 1, 1, 0, 7, 9, {}},                                    // 1x1, channels below one block
+      {1, 3, 5, 1, 1, 1, 7, 9, {}},                                    // 1x1 padded, channels below one block
       {2, 16, 19, 3, 1, 1, 11, 37, {ActKind::ELU, 1.0f, 0.2f, 1.0f}},  // odd width: masked tails
       {1, 8, 12, 5, 2, 4, 13, 25, {ActKind::ReLU}},                    // dilation
       {1, 1, 16, 7, 1, 3, 20, 33, {ActKind::Sigmoid}},                 // the seed cores' first layer
@@ -150,6 +161,68 @@ TEST_CASE("every direct-conv variant the CPU runs matches the reference", "[isa]
       conv_once(Backend::Reference, spec, x, ref);
       conv_once(Backend::Native, spec, x, got);
       CHECK(test::normalised_error(got, ref) <= 5e-6);
+    }
+  }
+}
+
+TEST_CASE("every pointwise (1x1) and depthwise variant the CPU runs matches the reference", "[isa]") {
+  // n, in channels, out channels (pointwise), kernel h/w, stride h/w, pad h/w, dilation h/w, h, w, act.
+  struct Case {
+    int64_t n, ic, oc, kh, kw, sh, sw, ph, pw, dh, dw, h, w;
+    Activation act;
+    bool bias;
+  };
+  const Activation elu{ActKind::ELU, 0.3f, -0.2f, 1.0f};
+  const Case pointwise[] = {
+      {1, 64, 64, 1, 1, 1, 1, 0, 0, 1, 1, 36, 64, elu, true},                    // the issue-12 block
+      {2, 3, 5, 1, 1, 1, 1, 0, 0, 1, 1, 7, 9, {}, true},                          // channels below a block
+      {3, 17, 19, 1, 1, 1, 1, 0, 0, 1, 1, 5, 13, {ActKind::Sigmoid}, false},      // odd everything
+      {1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, {ActKind::SoftThreshold}, true},  // one pixel, scalar act
+      {1, 33, 24, 1, 1, 1, 1, 0, 0, 1, 1, 12, 16, {ActKind::ReLU}, true},        // plane = whole tiles
+      {2, 8, 8, 1, 1, 1, 1, 0, 0, 1, 1, 11, 23, {ActKind::Exp, 1.0f, 1.0f, 0.0f}, true},
+  };
+  const Case depthwise[] = {
+      {1, 64, 64, 7, 7, 1, 1, 3, 3, 1, 1, 36, 64, elu, true},                // the issue-12 block
+      {2, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2, 13, 17, {ActKind::ReLU}, true},      // layers/depth_separable_k3_d2
+      {1, 3, 3, 5, 5, 2, 2, 2, 2, 1, 1, 15, 21, {ActKind::Sigmoid}, false},  // stride 2
+      {2, 4, 4, 3, 5, 3, 2, 1, 0, 2, 1, 19, 26, {ActKind::SoftThreshold}, true},  // asymmetric, stride 3x2
+      {1, 7, 7, 9, 9, 1, 1, 0, 0, 1, 1, 9, 41, {}, true},                   // valid, one output row
+      {3, 9, 9, 7, 7, 1, 3, 3, 3, 1, 2, 8, 35, {ActKind::Exp, 1.0f, 1.0f, 0.0f}, true},  // stride 3, dilation
+      {1, 2, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1, 1, elu, true},                   // 1x1 image, even kernel
+  };
+  for (Isa isa : runnable_isas("pointwise/depthwise conv")) {
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool dw = pass == 1;
+      for (const Case& c : dw ? std::vector<Case>(std::begin(depthwise), std::end(depthwise))
+                              : std::vector<Case>(std::begin(pointwise), std::end(pointwise))) {
+        Conv2dParams p;
+        p.in_channels = c.ic;
+        p.out_channels = c.oc;
+        p.kernel_h = c.kh;
+        p.kernel_w = c.kw;
+        p.stride_h = c.sh;
+        p.stride_w = c.sw;
+        p.pad_h = c.ph;
+        p.pad_w = c.pw;
+        p.dilation_h = c.dh;
+        p.dilation_w = c.dw;
+        p.groups = dw ? c.ic : 1;
+        p.bias = c.bias;
+        const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 13);
+        const double fan_in = double(p.in_channels / p.groups * c.kh * c.kw);
+        const Tensor wt = test::random_tensor(p.weight_shape(), 14, float(1.0 / std::sqrt(fan_in)));
+        const Tensor b = test::random_tensor({c.oc}, 15, 0.1f);
+        ConvSpec spec{p, wt.data(), c.bias ? b.data() : nullptr, c.act};
+        spec.isa = isa;
+        INFO(isa_name(isa) << " " << p.str() << " on " << x.shape().str() << " " << c.act.str());
+        REQUIRE(native_algorithm(spec, x.shape()) == (dw ? "depthwise" : "pointwise"));
+        const Shape os = p.output_shape(x.shape(), "test");
+        Tensor ref(os), got(os);
+        got.fill(NAN);  // unwritten pixels fail
+        conv_once(Backend::Reference, spec, x, ref);
+        conv_once(Backend::Native, spec, x, got);
+        CHECK(test::normalised_error(got, ref) <= 5e-6);
+      }
     }
   }
 }
@@ -224,4 +297,69 @@ TEST_CASE("which ISA variants this suite ran", "[isa][mode]") {
   CHECK(native::kernels(Isa::Generic) == nullptr);
   for (Isa isa : kVectorIsas)
     if (cpu_supports(isa)) CHECK(native::kernels(isa)->isa == isa);
+}
+
+TEST_CASE("every fused depth-separable block the CPU runs matches the three convs on the reference", "[isa]") {
+  // pw1 (in -> C, 1x1) -> depthwise (k, stride, pad, dilation) -> pw2 (C -> out, 1x1, act): kernel-level,
+  // against three reference convs; 1 and 2 threads (batch 1 with 2 threads splits the rows).
+  struct Case {
+    int64_t n, in, c, out, k, s, pad, dil, h, w;
+    Activation act;
+  };
+  const Activation elu{ActKind::ELU, 0.3f, -0.2f, 1.0f};
+  const Case cases[] = {
+      {1, 64, 64, 64, 7, 1, 3, 1, 28, 56, elu},              // the issue-12 hidden layer at 36x64
+      {3, 5, 12, 7, 3, 1, 2, 2, 13, 17, {ActKind::ReLU}},    // layers/depth_separable_k3_d2-like, odd channels
+      {2, 16, 19, 21, 5, 2, 2, 1, 31, 23, {ActKind::Sigmoid}},  // stride 2
+      {1, 24, 64, 40, 7, 1, 3, 1, 70, 100, elu},             // many steps per job (T1 rows moved)
+      {2, 8, 9, 8, 7, 1, 0, 1, 40, 15, {}},                  // valid depthwise, narrow rows
+  };
+  for (Isa isa : runnable_isas("depth-separable block")) {
+    for (int threads : {1, 2}) {
+      for (const Case& c : cases) {
+        PlanThreads plan(threads);
+        const Conv2dParams p1 = Conv2dParams::square(c.in, c.c, 1);
+        const Conv2dParams pd = Conv2dParams::square(c.c, c.c, c.k, c.s, c.pad, c.dil, c.c);
+        const Conv2dParams p2 = Conv2dParams::square(c.c, c.out, 1);
+        const Tensor x = test::random_tensor({c.n, c.in, c.h, c.w}, 21);
+        const Tensor w1 = test::random_tensor(p1.weight_shape(), 22, float(1.0 / std::sqrt(double(c.in))));
+        const Tensor wd = test::random_tensor(pd.weight_shape(), 23, 1.0f / float(c.k));
+        const Tensor w2 = test::random_tensor(p2.weight_shape(), 24, float(1.0 / std::sqrt(double(c.c))));
+        const Tensor b1 = test::random_tensor({c.c}, 25, 0.1f), bd = test::random_tensor({c.c}, 26, 0.1f);
+        const Tensor b2 = test::random_tensor({c.out}, 27, 0.1f);
+        ConvSpec s1{p1, w1.data(), b1.data(), {}}, sd{pd, wd.data(), bd.data(), {}}, s2{p2, w2.data(), b2.data(), c.act};
+        s1.isa = sd.isa = s2.isa = isa;
+        INFO(isa_name(isa) << ", " << threads << " threads, " << pd.str() << " on " << x.shape().str() << ", "
+                           << c.in << " -> " << c.c << " -> " << c.out << ", " << c.act.str());
+        const Shape ms = p1.output_shape(x.shape(), "test"), ds = pd.output_shape(ms, "test");
+        const Shape os = p2.output_shape(ds, "test");
+        Tensor m(ms), d(ds), ref(os), got(os);
+        conv_once(Backend::Reference, s1, x, m);
+        conv_once(Backend::Reference, sd, m, d);
+        conv_once(Backend::Reference, s2, d, ref);
+        // The table's kernel itself: make_native_depth_separable declines batch 1 on 28 rows with 2 threads.
+        auto k = native::kernels(isa)->depth_separable(s1, sd, s2, x.shape());
+        AlignedBuffer scratch = aligned_floats(k->scratch_floats() + 1);
+        got.fill(NAN);
+        k->run(x, got, scratch.get(), nullptr);
+        CHECK(test::normalised_error(got, ref) <= 5e-6);
+      }
+    }
+  }
+  // Not fused: the generic ISA; a conv the kernels do not take (a padded 1x1).
+  const Tensor w = test::random_tensor({8, 8, 3, 3}, 1);
+  ConvSpec s1{Conv2dParams::square(8, 8, 1), w.data(), nullptr, {}};
+  ConvSpec sd{Conv2dParams::square(8, 8, 3, 1, 1, 1, 8), w.data(), nullptr, {}};
+  ConvSpec s2 = s1;
+  s1.isa = sd.isa = s2.isa = Isa::Generic;
+  CHECK(!make_native_depth_separable(s1, sd, s2, {2, 8, 20, 20}));
+  if (cpu_supports(Isa::Avx2)) {
+    s1.isa = sd.isa = s2.isa = Isa::Avx2;
+    CHECK(make_native_depth_separable(s1, sd, s2, {2, 8, 20, 20}));
+    PlanThreads two(2);  // batch 1 on 2 threads: 2 ranges of 10 rows, under 4 x the halo of 2 rows
+    CHECK(!make_native_depth_separable(s1, sd, s2, {1, 8, 10, 20}));
+    CHECK(make_native_depth_separable(s1, sd, s2, {1, 8, 16, 20}));
+    s2.params.pad_h = 1;
+    CHECK(!make_native_depth_separable(s1, sd, s2, {2, 8, 20, 20}));
+  }
 }

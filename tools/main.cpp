@@ -14,13 +14,16 @@ namespace npcore::tool {
 void EngineFlags::add_to(CLI::App* cmd, bool with_fuse) {
   cmd->add_option(
          "--backend", backend,
-         "Convolution kernel: native (default, fastest: the engine's own Winograd, FFT and direct kernels "
+         "Convolution kernel: native (default, fastest: the engine's own Winograd, FFT, direct, 1x1, depthwise "
+         "and fused depth-separable kernels "
          "for AVX2 or AVX-512, chosen at run time; on the generic ISA it runs gemm), onednn, gemm "
          "(im2col + Eigen) or reference (direct loops, the oracle)")
       ->capture_default_str();
   cmd->add_option("--threads", threads, "OpenMP threads, 0 to 1024 (default 0: all cores)")
       ->check(thread_count_check());
-  if (with_fuse) cmd->add_flag("--no-fuse", no_fuse, "Run norms and activations as separate layers");
+  if (with_fuse) cmd->add_flag("--no-fuse", no_fuse,
+                               "Run norms and activations as separate layers, and a depth-separable block's three "
+                               "convs one by one");
   cmd->add_flag("--no-winograd", no_winograd,
                 "native backend: sum every convolution directly (no Winograd F(2x2, 3x3), no FFT)");
   cmd->add_option("--isa", isa,

@@ -40,6 +40,30 @@ PackedWeights pack_direct_weights(const ConvSpec& spec, const PackKey& key) {
   return out;
 }
 
+PackedWeights pack_pointwise_weights(const ConvSpec& spec, const PackKey& key) {
+  const Conv2dParams& p = spec.params;
+  const int64_t IC = p.in_channels, OC = p.out_channels, ocb = key.blocking[0];
+  PackedWeights out;
+  out.blocks = (OC + ocb - 1) / ocb;
+  out.floats = size_t(out.blocks * IC * ocb);
+  out.buffer = aligned_floats(out.floats);
+  float* w = out.buffer.get();
+  std::fill(w, w + out.floats, 0.0f);
+  for (int64_t oc = 0; oc < OC; ++oc)
+    for (int64_t ic = 0; ic < IC; ++ic)
+      w[size_t(((oc / ocb) * IC + ic) * ocb + oc % ocb)] = flush_subnormal(spec.weight[oc * IC + ic]);
+  return out;
+}
+
+PackedWeights pack_depthwise_weights(const ConvSpec& spec, const PackKey&) {
+  const Conv2dParams& p = spec.params;
+  PackedWeights out;
+  out.floats = size_t(p.out_channels * p.kernel_h * p.kernel_w);
+  out.buffer = aligned_floats(out.floats);
+  for (size_t i = 0; i < out.floats; ++i) out.buffer[i] = flush_subnormal(spec.weight[i]);
+  return out;
+}
+
 PackedWeights pack_winograd_weights(const ConvSpec& spec, const PackKey& key) {
   const Conv2dParams& p = spec.params;
   const int64_t ocb = key.blocking[0];

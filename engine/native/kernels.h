@@ -33,6 +33,13 @@ struct Kernels {
   // Tiled FFT convolution (fft_eligible): stride 1, dilation 1, groups 1, kernels 5..9 per side.
   std::unique_ptr<ConvKernel> (*fft)(const ConvSpec& spec, const Shape& in) = nullptr;
   int fft_ocb = 1;  // its GEMM micro-tile: output channels x 2 vectors of tiles
+  // 1x1 convolution, stride 1, no padding, groups 1: a register-blocked GEMM over channels.
+  std::unique_ptr<ConvKernel> (*pointwise)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // Depthwise convolution (groups = in = out channels), any kernel, stride, padding and dilation.
+  std::unique_ptr<ConvKernel> (*depthwise)(const ConvSpec& spec, const Shape& in) = nullptr;
+  // The depth-separable block fused: pointwise -> depthwise -> pointwise (depth_separable.h).
+  std::unique_ptr<ConvKernel> (*depth_separable)(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
+                                                 const Shape& in) = nullptr;
   // The vectorised activations (simd_math vectorised()) in place; others take the scalar loop.
   void (*activation)(const Activation& a, float* x, int64_t n) = nullptr;
   // Max pooling, kernel 2 stride 2, no padding, of one plane [H, W] -> [OH, OW] (2 OH <= H, 2 OW <= W).
@@ -64,6 +71,10 @@ constexpr int fft_point(int u, int k, int t) {
 // [f][OC/ocb][IC][ocb][re, im] for the fft_points(t) points f = fft_point(u, k, t), zero past OC;
 // key.blocking = {t, ocb}.
 PackedWeights pack_fft_weights(const ConvSpec& spec, const PackKey& key);
+// 1x1 conv weights [OC, IC, 1, 1] -> [OC/ocb][IC][ocb], zero past OC; key.blocking = {ocb}.
+PackedWeights pack_pointwise_weights(const ConvSpec& spec, const PackKey& key);
+// Depthwise conv weights [C, 1, KH, KW], copied (subnormals flushed).
+PackedWeights pack_depthwise_weights(const ConvSpec& spec, const PackKey& key);
 // Per padded output channel: act.in_shift - bias[c] (in_shift alone past `channels`).
 AlignedBuffer epilogue_shifts(const Activation& act, const float* bias, int64_t channels, int64_t padded);
 

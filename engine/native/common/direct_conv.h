@@ -38,11 +38,26 @@ class DirectConv final : public ConvKernel {
   Backend backend() const override { return Backend::Native; }
   // Overridden here so that no function of npcore's own namespace is compiled for this ISA.
   std::unique_ptr<RunState> make_state() const override { return nullptr; }
-  size_t scratch_floats() const override { return size_t(p_.in_channels * rows_ * row_); }
+  // One padded image, or one per thread when the batch is split by images.
+  size_t scratch_floats() const override { return size_t(by_image() ? threads_ : 1) * image_floats(); }
   const float* packed_weights() const override { return wpack_->data(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
+    if (by_image()) {
+      // A batch of at least as many images as threads: one parallel region, a thread pads and convolves
+      // whole images in its own buffer (each region costs a fork and a join, which on a busy machine
+      // wait for a descheduled thread).
+      const bool par = runs_parallel(in_[0], threads_);
+      parallel_for_dynamic(in_[0], threads_, [&](int64_t n) {
+        float* buf = scratch + size_t(par ? omp_get_thread_num() : 0) * image_floats();
+        const float* x = in.image(n);
+        float* y = out.image(n);
+        for (int64_t r = 0; r < rows_; ++r) pad_row(x, buf, r);
+        for (int64_t j = 0; j < out_[2] * blocks_; ++j) row_job(buf, y, j / blocks_, j % blocks_);
+      });
+      return;
+    }
     for (int64_t n = 0; n < in_[0]; ++n) {
       pad_image(in.image(n), scratch);
       const int64_t jobs = out_[2] * blocks_;
@@ -56,22 +71,28 @@ class DirectConv final : public ConvKernel {
   // x [IC, H, W] -> buf [rows_, IC, row_]: padded rows, and within a row all input channels one after
   // another, so that a tile's loop over (kh, ic, kw) walks memory forwards. Zeros around the image.
   void pad_image(const float* x, float* buf) const {
-    const int64_t IC = p_.in_channels, H = in_[2], Wd = in_[3];
-    parallel_for(rows_, threads_, [&](int64_t r) {
-      float* b = buf + r * IC * row_;
-      const int64_t h = r - p_.pad_h;
-      if (h < 0 || h >= H) {
-        std::memset(b, 0, sizeof(float) * size_t(IC * row_));
-        return;
-      }
-      for (int64_t c = 0; c < IC; ++c) {
-        float* d = b + c * row_;
-        std::memset(d, 0, sizeof(float) * size_t(p_.pad_w));
-        std::memcpy(d + p_.pad_w, x + (c * H + h) * Wd, sizeof(float) * size_t(Wd));
-        std::memset(d + p_.pad_w + Wd, 0, sizeof(float) * size_t(row_ - p_.pad_w - Wd));
-      }
-    });
+    parallel_for(rows_, threads_, [&](int64_t r) { pad_row(x, buf, r); });
   }
+
+  void pad_row(const float* x, float* buf, int64_t r) const {
+    const int64_t IC = p_.in_channels, H = in_[2], Wd = in_[3];
+    float* b = buf + r * IC * row_;
+    const int64_t h = r - p_.pad_h;
+    if (h < 0 || h >= H) {
+      std::memset(b, 0, sizeof(float) * size_t(IC * row_));
+      return;
+    }
+    for (int64_t c = 0; c < IC; ++c) {
+      float* d = b + c * row_;
+      std::memset(d, 0, sizeof(float) * size_t(p_.pad_w));
+      std::memcpy(d + p_.pad_w, x + (c * H + h) * Wd, sizeof(float) * size_t(Wd));
+      std::memset(d + p_.pad_w + Wd, 0, sizeof(float) * size_t(row_ - p_.pad_w - Wd));
+    }
+  }
+
+  size_t image_floats() const { return size_t(p_.in_channels * rows_ * row_); }
+  // Split the batch by images (else each image's rows between the threads).
+  bool by_image() const { return threads_ > 1 && in_[0] >= threads_; }
 
   // Output row oh of channels [OCB b, OCB b + OCB), in tiles of 3 vectors; a remainder of one vector
   // becomes two tiles of 2 (a 1-vector tile runs at a third of the FMA rate), the last tile masked.

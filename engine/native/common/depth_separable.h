@@ -1,0 +1,145 @@
+// The depth-separable block fused (neuralpredictors' DepthSeparableConv2d with its norm and activation
+// folded into the last conv): 1x1 (pw1) -> depthwise (dw) -> 1x1 (pw2) + epilogue, over vector traits V,
+// without writing the two intermediate maps at full size. A job is a range of output rows of one image
+// (the whole image when the batch covers the threads, else ceil(threads / N) ranges); it walks its rows in
+// steps of S output rows sized so that a step's data stays in L2:
+//   1. pw1 on the image rows the step's depthwise taps read (the halo) that are not yet computed, into T1
+//      [C][rows][W] (rows kept from the previous step are first moved to T1's front: no recomputation
+//      inside a job); the input pixels go through an L1 panel as in PointwiseConv;
+//   2. per channel: its T1 rows into the zero-bordered plane P (depthwise_pad), the step's output rows of
+//      the depthwise conv into T2 [C][S OW];
+//   3. pw2 from T2 straight into the output rows, with the final epilogue (folded norm, activation).
+// Each stage uses the stand-alone kernels' micro-kernels (pointwise_conv.h, depthwise_conv.h), so the
+// results equal the unfused path's up to the order of nothing: the same sums in the same order.
+#pragma once
+#include <cstring>
+
+#include "engine/native/common/depthwise_conv.h"
+#include "engine/native/common/pointwise_conv.h"
+
+namespace npcore::native::NPCORE_ISA_NS {
+
+template <class V, int OCB, int PV>
+class DepthSeparableConv final : public ConvKernel {
+ public:
+  static constexpr int64_t kTile = int64_t(PV) * V::W;
+
+  DepthSeparableConv(const ConvSpec& s1, const ConvSpec& sd, const ConvSpec& s2, const Shape& in)
+      : p1_(s1.params), pd_(sd.params), p2_(s2.params), in_(in) {
+    const Shape mid = p1_.output_shape(in, "native depth-separable block");
+    const Shape dws = pd_.output_shape(mid, "native depth-separable block");
+    out_ = p2_.output_shape(dws, "native depth-separable block");
+    // Each spec carries its own layer's packs, so the fused block shares the stand-alone kernels' forms.
+    w1_ = shared_pack(s1, PackKey{"pointwise", resolve_isa(s1.isa), {OCB, 0, 0, 0}}, &pack_pointwise_weights);
+    w2_ = shared_pack(s2, PackKey{"pointwise", resolve_isa(s2.isa), {OCB, 0, 0, 0}}, &pack_pointwise_weights);
+    wd_ = shared_pack(sd, PackKey{"depthwise", resolve_isa(sd.isa), {}}, &pack_depthwise_weights);
+    blocks1_ = w1_->blocks;
+    blocks2_ = w2_->blocks;
+    e1_ = Epilogue<V>(s1.act, s1.bias, p1_.out_channels, blocks1_ * OCB);
+    ed_ = Epilogue<V>(sd.act, sd.bias, pd_.out_channels, pd_.out_channels);
+    e2_ = Epilogue<V>(s2.act, s2.bias, p2_.out_channels, blocks2_ * OCB);
+    L_ = DepthwiseLayout(pd_, in[3], out_[3], V::W);
+    threads_ = planned_threads();
+    const int64_t N = in[0], OH = out_[2];
+    ranges_ = N >= threads_ ? 1 : (threads_ + N - 1) / N;
+    if (ranges_ > OH) ranges_ = OH;
+    // pw1's input panel: L1-sized, as PointwiseConv's.
+    panel_tiles_ = 6144 / (p1_.in_channels * kTile);
+    if (panel_tiles_ < 1) panel_tiles_ = 1;
+    // Step: the most output rows whose T1 + T2 + P fit in 384 KB, at least the depthwise halo (so that
+    // moving the kept rows costs at most as much as computing the new ones), at most a range.
+    const int64_t halo = (pd_.kernel_h - 1) * pd_.dilation_h, per_range = (OH + ranges_ - 1) / ranges_;
+    int64_t S = 1;
+    while (S < per_range && step_floats(S + 1) * 4 <= 384 * 1024) ++S;
+    if (S < halo) S = halo < per_range ? halo : per_range;
+    step_ = S;
+  }
+
+  Backend backend() const override { return Backend::Native; }
+  std::unique_ptr<RunState> make_state() const override { return nullptr; }
+  size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
+
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+    check_run_shapes(Backend::Native, pd_, in_, out_, in, out);
+    const int64_t jobs = in_[0] * ranges_, OH = out_[2];
+    const bool par = runs_parallel(jobs, threads_);
+    parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
+      const int64_t n = j / ranges_, k = j % ranges_;
+      float* s = scratch + size_t(par ? omp_get_thread_num() : 0) * thread_floats();
+      job(in.image(n), out.image(n), s, k * OH / ranges_, (k + 1) * OH / ranges_);
+    });
+  }
+
+ private:
+  // Padded input rows of the depthwise conv that S output rows read.
+  int64_t in_rows(int64_t S) const { return (S - 1) * pd_.stride_h + (pd_.kernel_h - 1) * pd_.dilation_h + 1; }
+  // T2's channel stride for S rows: whole tiles, not a multiple of 4 KB (L1 set aliasing across channels).
+  int64_t t2_ld(int64_t S) const {
+    int64_t ld = (S * out_[3] + kTile - 1) / kTile * kTile;
+    if (ld % 1024 == 0) ld += kTile;
+    return ld;
+  }
+  int64_t t1_ld(int64_t S) const { return in_rows(S) * in_[3]; }
+  int64_t panel_floats() const { return p1_.in_channels * panel_tiles_ * kTile; }
+  int64_t step_floats(int64_t S) const {
+    const int64_t C = pd_.out_channels;
+    return C * t1_ld(S) + C * t2_ld(S) + in_rows(S) * L_.row + panel_floats();
+  }
+  size_t thread_floats() const { return size_t((step_floats(step_) + 15) / 16 * 16); }
+
+  // Output rows [oh_a, oh_b) of one image.
+  void job(const float* x, float* y, float* scratch, int64_t oh_a, int64_t oh_b) const {
+    const int64_t Cin = p1_.in_channels, C = pd_.out_channels, H = in_[2], Wd = in_[3];
+    const int64_t OH = out_[2], OW = out_[3], KK = pd_.kernel_h * pd_.kernel_w;
+    const int64_t ld1 = t1_ld(step_), ld2 = t2_ld(step_);
+    float* t1 = scratch;
+    float* t2 = t1 + C * ld1;
+    float* plane = t2 + C * ld2;
+    float* panel = plane + in_rows(step_) * L_.row;
+    int64_t have0 = 0, have1 = 0;  // image rows held in T1 (from its front)
+    for (int64_t s0 = oh_a; s0 < oh_b; s0 += step_) {
+      const int64_t s1 = s0 + step_ < oh_b ? s0 + step_ : oh_b;
+      const int64_t pr0 = s0 * pd_.stride_h, pr1 = (s1 - 1) * pd_.stride_h + (pd_.kernel_h - 1) * pd_.dilation_h + 1;
+      const int64_t h0 = clamp(pr0 - pd_.pad_h, 0, H), h1 = clamp(pr1 - pd_.pad_h, 0, H);
+      // 1. T1 = pw1 of image rows [h0, h1): keep what the last step computed, compute the rest.
+      if (have1 > h0 && h0 > have0) {
+        for (int64_t c = 0; c < C; ++c)
+          std::memmove(t1 + c * ld1, t1 + c * ld1 + (h0 - have0) * Wd, sizeof(float) * size_t((have1 - h0) * Wd));
+      }
+      if (have1 <= h0 || have0 > h0) have1 = h0;  // nothing usable kept
+      have0 = h0;
+      const int64_t chunk = panel_tiles_ * kTile;
+      for (int64_t px = have1 * Wd; px < h1 * Wd; px += chunk) {
+        const int64_t valid = h1 * Wd - px < chunk ? h1 * Wd - px : chunk, len = (valid + kTile - 1) / kTile * kTile;
+        for (int64_t ic = 0; ic < Cin; ++ic) {
+          std::memcpy(panel + ic * len, x + ic * H * Wd + px, sizeof(float) * size_t(valid));
+          if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
+        }
+        pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, len, valid, t1 + (px - h0 * Wd), ld1, e1_);
+      }
+      if (h1 > have1) have1 = h1;
+      // 2. T2 = the depthwise conv's output rows [s0, s1), channel by channel.
+      const int64_t valid2 = (s1 - s0) * OW, len2 = (valid2 + kTile - 1) / kTile * kTile;
+      for (int64_t c = 0; c < C; ++c) {
+        depthwise_pad(pd_, L_, t1 + c * ld1, h0, h1, Wd, pr0, pr1, plane);
+        depthwise_rows<V>(pd_, L_, wd_->data() + c * KK, plane, pr0, s0, s1, OW, t2 + c * ld2, c, ed_);
+        if (len2 > valid2) std::memset(t2 + c * ld2 + valid2, 0, sizeof(float) * size_t(len2 - valid2));
+      }
+      // 3. pw2 from T2 into the output rows.
+      pointwise_panel<V, OCB, PV>(w2_->data(), blocks2_, C, p2_.out_channels, t2, ld2, len2, valid2, y + s0 * OW, OH * OW,
+                                  e2_);
+    }
+  }
+
+  static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+  Conv2dParams p1_, pd_, p2_;
+  Shape in_, out_;
+  DepthwiseLayout L_;
+  int64_t blocks1_ = 0, blocks2_ = 0, ranges_ = 1, panel_tiles_ = 1, step_ = 1;
+  PackedRef w1_, wd_, w2_;  // each shared with its layer's other kernels (engine/packed_weights.h)
+  Epilogue<V> e1_, ed_, e2_;
+  int threads_ = 1;
+};
+
+}  // namespace npcore::native::NPCORE_ISA_NS

@@ -1,0 +1,171 @@
+// The depthwise convolution (groups = in_channels = out_channels; any kernel size, stride, padding and
+// dilation) on plain NCHW, over vector traits V, vectorised along the output row. A channel's rows are
+// first copied into a zero-bordered scratch plane, split by column phase for strides > 1 (padded column x
+// goes to phase x % sw, slot x / sw), so that output pixels ow .. ow + W - 1 read the W contiguous slots
+// from ow + (kw dw) / sw of phase (kw dw) % sw for every stride; then each output row sums its KH*KW taps
+// in up to 8 accumulators at a time (one broadcast weight, 8 loads and FMAs per tap: 8 independent FMA
+// chains), and the bias and activation are applied in registers before the (masked, for the row's tail)
+// store. The free functions are shared with the fused depth-separable block (depth_separable.h).
+#pragma once
+#include <cstring>
+
+#include "engine/native/common/simd_math.h"
+#include "engine/parallel.h"
+
+namespace npcore::native::NPCORE_ISA_NS {
+
+// The scratch layout of one channel's padded rows: `phase` floats per column phase, sw phases per row.
+struct DepthwiseLayout {
+  int64_t phase = 0, row = 0;
+  // For `OW` output columns from an input of width `Wd`: every slot a vector load of a row tile reads,
+  // and every padded input column.
+  DepthwiseLayout(const Conv2dParams& p, int64_t Wd, int64_t OW, int W) {
+    const int64_t sw = p.stride_w;
+    int64_t len = (OW + W - 1) / W * W + ((p.kernel_w - 1) * p.dilation_w) / sw + 1;
+    const int64_t cover = (Wd + 2 * p.pad_w + sw - 1) / sw;
+    if (cover > len) len = cover;
+    phase = (len + 15) / 16 * 16;
+    row = phase * sw;
+  }
+  DepthwiseLayout() = default;
+};
+
+// Padded rows [r0, r1) (padded row r is image row r - pad_h) of one channel into buf [r1 - r0][L.row]:
+// x holds image rows [h0, h1) of width Wd (row stride Wd, x at row h0); rows outside them are zeros.
+inline void depthwise_pad(const Conv2dParams& p, const DepthwiseLayout& L, const float* x, int64_t h0, int64_t h1,
+                          int64_t Wd, int64_t r0, int64_t r1, float* buf) {
+  const int64_t sw = p.stride_w, pw = p.pad_w;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* b = buf + (r - r0) * L.row;
+    const int64_t h = r - p.pad_h;
+    if (h < h0 || h >= h1) {
+      std::memset(b, 0, sizeof(float) * size_t(L.row));
+      continue;
+    }
+    const float* src = x + (h - h0) * Wd;
+    if (sw == 1) {
+      std::memset(b, 0, sizeof(float) * size_t(pw));
+      std::memcpy(b + pw, src, sizeof(float) * size_t(Wd));
+      std::memset(b + pw + Wd, 0, sizeof(float) * size_t(L.row - pw - Wd));
+      continue;
+    }
+    for (int64_t ph = 0; ph < sw; ++ph) {
+      float* d = b + ph * L.phase;
+      for (int64_t s = 0; s < L.phase; ++s) {
+        const int64_t col = s * sw + ph - pw;
+        d[s] = col >= 0 && col < Wd ? src[col] : 0.0f;
+      }
+    }
+  }
+}
+
+// NV output vectors from vector v0 of the output row whose first tap row is `row` (a row of the padded
+// buffer); the last one stores `last` lanes. w: the channel's KH*KW weights.
+template <class V, int NV>
+NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& L, const float* w, const float* row,
+                                  float* dst, int64_t v0, int64_t last, typename V::reg shift,
+                                  const Epilogue<V>& ep) {
+  constexpr int W = V::W;
+  const int64_t KH = p.kernel_h, KW = p.kernel_w, sw = p.stride_w, dh = p.dilation_h, dw = p.dilation_w;
+  typename V::reg acc[NV];
+#pragma GCC unroll 8
+  for (int q = 0; q < NV; ++q) acc[q] = V::zero();
+  for (int64_t kh = 0; kh < KH; ++kh) {
+    const float* rr = row + kh * dh * L.row + v0 * W;
+    // Tap kw reads phase (kw dw) % sw from slot (kw dw) / sw, tracked without a division.
+    int64_t phase = 0, slot = 0;
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const float* r = rr + phase * L.phase + slot;
+      const auto wv = V::set1(w[kh * KW + kw]);
+#pragma GCC unroll 8
+      for (int q = 0; q < NV; ++q) acc[q] = V::fmadd(wv, V::load(r + W * q), acc[q]);
+      phase += dw;
+      while (phase >= sw) {
+        phase -= sw;
+        ++slot;
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < NV; ++q) {
+    const auto val = ep.apply(acc[q], shift);
+    if (q + 1 < NV || last == W)
+      V::store(dst + (v0 + q) * W, val);
+    else
+      V::store_mask(dst + (v0 + q) * W, V::mask_first(last), val);
+  }
+}
+
+// Output rows [oh0, oh1) of channel c (row stride OW, dst at row oh0) from buf, which holds the padded
+// rows from pr0 on.
+template <class V>
+void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float* w, const float* buf, int64_t pr0,
+                    int64_t oh0, int64_t oh1, int64_t OW, float* dst, int64_t c, const Epilogue<V>& ep) {
+  constexpr int W = V::W, PV = 8;
+  const int64_t vecs = (OW + W - 1) / W, last = OW - W * (vecs - 1);
+  const auto shift = ep.shift(c);
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    float* d = dst + (oh - oh0) * OW;
+    const float* row = buf + (oh * p.stride_h - pr0) * L.row;
+    // Tiles of 8 vectors; the row's rest in one tile of up to 7 (a 56-wide row: one tile of 7).
+    for (int64_t v = 0; v < vecs; v += PV) {
+      const int64_t n = vecs - v < PV ? vecs - v : PV, l = v + n == vecs ? last : W;
+      switch (n) {
+        case 1: depthwise_tile<V, 1>(p, L, w, row, d, v, l, shift, ep); break;
+        case 2: depthwise_tile<V, 2>(p, L, w, row, d, v, l, shift, ep); break;
+        case 3: depthwise_tile<V, 3>(p, L, w, row, d, v, l, shift, ep); break;
+        case 4: depthwise_tile<V, 4>(p, L, w, row, d, v, l, shift, ep); break;
+        case 5: depthwise_tile<V, 5>(p, L, w, row, d, v, l, shift, ep); break;
+        case 6: depthwise_tile<V, 6>(p, L, w, row, d, v, l, shift, ep); break;
+        case 7: depthwise_tile<V, 7>(p, L, w, row, d, v, l, shift, ep); break;
+        default: depthwise_tile<V, PV>(p, L, w, row, d, v, l, shift, ep); break;
+      }
+    }
+    ep.finish(d, OW);
+  }
+}
+
+template <class V>
+class DepthwiseConv final : public ConvKernel {
+ public:
+  DepthwiseConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
+    out_ = p_.output_shape(in, "native depthwise conv");
+    wpack_ = shared_pack(spec, PackKey{"depthwise", resolve_isa(spec.isa), {}}, &pack_depthwise_weights);
+    epilogue_ = Epilogue<V>(spec.act, spec.bias, p_.out_channels, p_.out_channels);
+    L_ = DepthwiseLayout(p_, in[3], out_[3], V::W);
+    rows_ = (out_[2] - 1) * p_.stride_h + (p_.kernel_h - 1) * p_.dilation_h + 1;  // every row a tap reads
+    threads_ = planned_threads();
+  }
+
+  Backend backend() const override { return Backend::Native; }
+  std::unique_ptr<RunState> make_state() const override { return nullptr; }
+  const float* packed_weights() const override { return wpack_->data(); }
+  size_t scratch_floats() const override { return size_t(threads_) * plane_floats(); }
+
+  void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
+    check_run_shapes(Backend::Native, p_, in_, out_, in, out);
+    const int64_t C = p_.out_channels, H = in_[2], Wd = in_[3], KK = p_.kernel_h * p_.kernel_w;
+    const int64_t jobs = in_[0] * C;
+    const bool par = runs_parallel(jobs, threads_);
+    parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
+      const int64_t n = j / C, c = j % C;
+      float* buf = scratch + size_t(par ? omp_get_thread_num() : 0) * plane_floats();
+      depthwise_pad(p_, L_, in.image(n) + c * H * Wd, 0, H, Wd, 0, rows_, buf);
+      depthwise_rows<V>(p_, L_, wpack_->data() + c * KK, buf, 0, 0, out_[2], out_[3],
+                        out.image(n) + c * out_[2] * out_[3], c, epilogue_);
+    });
+  }
+
+ private:
+  size_t plane_floats() const { return size_t(rows_ * L_.row); }
+
+  Conv2dParams p_;
+  Shape in_, out_;
+  DepthwiseLayout L_;
+  int64_t rows_ = 0;
+  PackedRef wpack_;  // shared by the layer's kernels (engine/packed_weights.h)
+  Epilogue<V> epilogue_;
+  int threads_ = 1;
+};
+
+}  // namespace npcore::native::NPCORE_ISA_NS
