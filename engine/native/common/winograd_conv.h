@@ -48,8 +48,8 @@ class WinogradConv final : public ConvKernel {
     epilogue_ = Epilogue<V>(spec.act, spec.bias, OC_, blocks_ * ocb_);
     TH_ = (out_[2] + 1) / 2;
     TW_ = (out_[3] + 1) / 2;
-    const int64_t tw_vecs = (TW_ + W - 1) / W;
-    row_blocks_ = (tw_vecs + vecs_ - 1) / vecs_;
+    tw_vecs_ = (TW_ + W - 1) / W;
+    static_assert(VECS >= 1 && VECS <= 4, "block() keeps up to 4 tile vectors' positions");
     threads_ = planned_threads();
   }
 
@@ -64,15 +64,17 @@ class WinogradConv final : public ConvKernel {
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
   const float* packed_weights() const override { return u_->data(); }
 
+  // The tile vectors of every image, numbered image by image, tile row by tile row, form one sequence cut
+  // into blocks of vecs_ vectors: a block may span two tile rows or two images, so every block but the
+  // last has a full GEMM micro-tile (no narrow remainder blocks at the end of each tile row), and a batch
+  // is one parallel loop (no barrier per image). Blocks are handed out dynamically: on a shared machine a
+  // descheduled thread does not hold the other one at the barrier.
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
-    for (int64_t n = 0; n < in_[0]; ++n) {
-      const float* x = in.image(n);
-      float* y = out.image(n);
-      parallel_for(TH_ * row_blocks_, threads_, [&](int64_t j) {
-        block(x, y, j / row_blocks_, j % row_blocks_, scratch + omp_get_thread_num() * thread_floats());
-      });
-    }
+    const int64_t total = in_[0] * TH_ * tw_vecs_;
+    parallel_for_dynamic((total + vecs_ - 1) / vecs_, threads_, [&](int64_t j) {
+      block(in, out, j * vecs_, total, scratch + omp_get_thread_num() * thread_floats());
+    });
   }
 
  private:
@@ -82,27 +84,35 @@ class WinogradConv final : public ConvKernel {
   // than P*T floats: a multiple of 4 KiB would put every channel of a point in the same L1 set.
   int64_t stride() const { return P_ * vecs_ * W + 16; }
 
-  // Tile row ty, tiles [W vecs_ rb, W vecs_ (rb + 1)) of it; x is one image [IC, H, W].
-  void block(const float* x, float* y, int64_t ty, int64_t rb, float* scratch) const {
-    const int64_t tw_vecs = (TW_ + W - 1) / W;
-    const int64_t v0 = rb * vecs_, nv = tw_vecs - v0 < vecs_ ? tw_vecs - v0 : vecs_;
+  // Tile vectors [g0, g0 + vecs_) of the sequence (fewer at its end); vector g is the W tiles from tile
+  // column W vx of tile row ty of image n, with g = (n TH + ty) tw_vecs + vx.
+  void block(const Tensor& in, Tensor& out, int64_t g0, int64_t total, float* scratch) const {
+    const int64_t nv = total - g0 < vecs_ ? total - g0 : vecs_;
     const int64_t T = vecs_ * W;  // V and M rows hold a whole block even when fewer tiles are used
     float* Vb = scratch;                                                 // [IC][P][T]
     float* M = scratch + round_floats(size_t(IC_) * size_t(stride()));  // [OC][P][T]
+    int64_t img[4], ty[4], tx0[4];  // vecs_ <= 4 (checked in the constructor)
     for (int64_t v = 0; v < nv; ++v) {
+      const int64_t g = g0 + v, r = g % (TH_ * tw_vecs_);
+      img[v] = g / (TH_ * tw_vecs_);
+      ty[v] = r / tw_vecs_;
+      tx0[v] = (r % tw_vecs_) * W;
+    }
+    for (int64_t v = 0; v < nv; ++v) {
+      const float* x = in.image(img[v]);
       // Which lanes of the two loads per column offset j fall inside the image (zero padding outside).
       mask lo[8], hi[8];
       for (int j = 0; j < a_; ++j) {
-        const int64_t c0 = 2 * W * (v0 + v) + j - p_.pad_w;  // image column of lane 0 of the low load
+        const int64_t c0 = 2 * tx0[v] + j - p_.pad_w;  // image column of lane 0 of the low load
         lo[j] = lane_mask(c0);
         hi[j] = lane_mask(c0 + W);
       }
       for (int64_t ic = 0; ic < IC_; ++ic) {
         float* dst = Vb + ic * stride() + v * W;
         switch (a_) {
-          case 4: input_transform<4>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
-          case 6: input_transform<6>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
-          default: input_transform<8>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
+          case 4: input_transform<4>(x, ty[v], tx0[v], ic, lo, hi, dst, T); break;
+          case 6: input_transform<6>(x, ty[v], tx0[v], ic, lo, hi, dst, T); break;
+          default: input_transform<8>(x, ty[v], tx0[v], ic, lo, hi, dst, T); break;
         }
       }
     }
@@ -120,15 +130,17 @@ class WinogradConv final : public ConvKernel {
         else
           gemm<OCB, 1>(u, vp, mp);
       }
-    for (int64_t v = 0; v < nv; ++v)
+    for (int64_t v = 0; v < nv; ++v) {
+      float* y = out.image(img[v]);
       for (int64_t oc = 0; oc < OC_; ++oc) {
         const float* src = M + oc * stride() + v * W;
         switch (a_) {
-          case 4: output_transform<4>(src, T, y, ty, (v0 + v) * W, oc); break;
-          case 6: output_transform<6>(src, T, y, ty, (v0 + v) * W, oc); break;
-          default: output_transform<8>(src, T, y, ty, (v0 + v) * W, oc); break;
+          case 4: output_transform<4>(src, T, y, ty[v], tx0[v], oc); break;
+          case 6: output_transform<6>(src, T, y, ty[v], tx0[v], oc); break;
+          default: output_transform<8>(src, T, y, ty[v], tx0[v], oc); break;
         }
       }
+    }
   }
 
   // out[k] = sum_j BT[k][j] in[j] for k < A. The interpolation points come in pairs +p, -p (rows 2q-1 and
@@ -286,7 +298,7 @@ class WinogradConv final : public ConvKernel {
   Shape in_, out_;
   int a_ = 0, P_ = 0;
   int ocb_ = OCB, vecs_ = VECS;
-  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0;
+  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, tw_vecs_ = 0;
   PackedRef u_;  // U, shared with the layer's other kernels (engine/packed_weights.h)
   Epilogue<V> epilogue_;
   int threads_ = 1;
