@@ -102,7 +102,7 @@ class WinogradConv final : public ConvKernel {
       const float* x = in.image(img[v]);
       // Which lanes of the two loads per column offset j fall inside the image (zero padding outside).
       mask lo[8], hi[8];
-      for (int j = 0; j < a_; ++j) {
+      for (int j = 0; j < a_; j += 2) {  // input_transform loads at even j only
         const int64_t c0 = 2 * tx0[v] + j - p_.pad_w;  // image column of lane 0 of the low load
         lo[j] = lane_mask(c0);
         hi[j] = lane_mask(c0 + W);
@@ -212,11 +212,15 @@ class WinogradConv final : public ConvKernel {
       _mm_prefetch(next, _MM_HINT_T0);
       _mm_prefetch(next + 64, _MM_HINT_T0);
       if (W > 8) _mm_prefetch(next + 128, _MM_HINT_T0);
+      // d[j] = x[2k + j], k < W (tile k's column j). A is even: the 2W floats from column c0 + j hold
+      // columns j (even lanes) and j + 1 (odd lanes) of the W tiles, so one pair of loads serves two j.
       reg d[A];
 #pragma GCC unroll 8
-      for (int j = 0; j < A; ++j) {  // d[j] = x[2k + j], k < W (tile k's column j)
+      for (int j = 0; j < A; j += 2) {
         const float* src = reinterpret_cast<const float*>(row + uintptr_t((c0 + j) * intptr_t(sizeof(float))));
-        d[j] = V::even(V::loadz(lo[j], src), V::loadz(hi[j], src + W));
+        const reg a = V::loadz(lo[j], src), b = V::loadz(hi[j], src + W);
+        d[j] = V::even(a, b);
+        d[j + 1] = V::odd(a, b);
       }
       bt_rows<A>(d, r);
 #pragma GCC unroll 8
