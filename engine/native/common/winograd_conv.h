@@ -32,6 +32,8 @@ template <class V, int OCB, int VECS, int OCB_BIG>
 class WinogradConv final : public ConvKernel {
  public:
   static constexpr int W = V::W;
+  // How many channels ahead the transforms prefetch the image rows they will read or write.
+  static constexpr int64_t kAhead = 8;
   using reg = typename V::reg;
   using mask = typename V::mask;
 
@@ -107,12 +109,15 @@ class WinogradConv final : public ConvKernel {
         lo[j] = lane_mask(c0);
         hi[j] = lane_mask(c0 + W);
       }
+      // Every column the W tiles read inside the image: plain loads (masked ones are slower).
+      const int64_t first = 2 * tx0[v] - p_.pad_w;
+      const bool inside = first >= 0 && first + a_ - 2 + 2 * W <= in_[3];
       for (int64_t ic = 0; ic < IC_; ++ic) {
         float* dst = Vb + ic * stride() + v * W;
         switch (a_) {
-          case 4: input_transform<4>(x, ty[v], tx0[v], ic, lo, hi, dst, T); break;
-          case 6: input_transform<6>(x, ty[v], tx0[v], ic, lo, hi, dst, T); break;
-          default: input_transform<8>(x, ty[v], tx0[v], ic, lo, hi, dst, T); break;
+          case 4: input_transform<4>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
+          case 6: input_transform<6>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
+          default: input_transform<8>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
         }
       }
     }
@@ -188,10 +193,11 @@ class WinogradConv final : public ConvKernel {
   // W tiles (tx0 .. tx0+W-1) of tile row ty, input channel ic of the image x [IC, H, W]:
   // V[p] = (B^T d B)[p] for each tile, written to v + p * p_stride (W floats each). Padding is read as
   // zeros: rows outside the image are skipped and columns outside it are masked out of the loads (masked
-  // lanes never touch memory). A = alpha, known at compile time so that every loop unrolls.
+  // lanes never touch memory); `inside` says no column is outside (plain loads). A = alpha, known at
+  // compile time so that every loop unrolls.
   template <int A>
-  void input_transform(const float* x, int64_t ty, int64_t tx0, int64_t ic, const mask* lo, const mask* hi, float* v,
-                       int64_t p_stride) const {
+  void input_transform(const float* x, int64_t ty, int64_t tx0, int64_t ic, const mask* lo, const mask* hi, bool inside,
+                       float* v, int64_t p_stride) const {
     const int64_t H = in_[2], Wd = in_[3];
     reg t[A][A];  // [nu][row i]: (d B)[i][nu] = sum_j d[i][j] BT[nu][j], stored transposed for the 2nd pass
 #pragma GCC unroll 8
@@ -206,9 +212,11 @@ class WinogradConv final : public ConvKernel {
       // Address arithmetic in integers: the window may start left of the row (its lanes are masked).
       const uintptr_t row = reinterpret_cast<uintptr_t>(x + (ic * H + ih) * Wd);
       const intptr_t c0 = intptr_t(2 * tx0 - p_.pad_w);
-      // The next input channel's row, one plane further: hardware prefetchers do not follow jumps of a
-      // whole plane (and prefetches never fault).
-      const char* next = reinterpret_cast<const char*>(row + uintptr_t((H * Wd + c0) * intptr_t(sizeof(float))));
+      // The same row kAhead input channels further (kAhead planes on): hardware prefetchers do not follow
+      // jumps of a whole plane, and one channel ahead (a few dozen cycles of work) is too close to hide
+      // the latency of the L3 or memory the image comes from. Prefetches never fault.
+      const char* next =
+          reinterpret_cast<const char*>(row + uintptr_t((kAhead * H * Wd + c0) * intptr_t(sizeof(float))));
       _mm_prefetch(next, _MM_HINT_T0);
       _mm_prefetch(next + 64, _MM_HINT_T0);
       if (W > 8) _mm_prefetch(next + 128, _MM_HINT_T0);
@@ -218,7 +226,8 @@ class WinogradConv final : public ConvKernel {
 #pragma GCC unroll 8
       for (int j = 0; j < A; j += 2) {
         const float* src = reinterpret_cast<const float*>(row + uintptr_t((c0 + j) * intptr_t(sizeof(float))));
-        const reg a = V::loadz(lo[j], src), b = V::loadz(hi[j], src + W);
+        const reg a = inside ? V::load(src) : V::loadz(lo[j], src);
+        const reg b = inside ? V::load(src + W) : V::loadz(hi[j], src + W);
         d[j] = V::even(a, b);
         d[j + 1] = V::odd(a, b);
       }
@@ -292,8 +301,18 @@ class WinogradConv final : public ConvKernel {
       c0 = epilogue_.apply(c0, sin);
       c1 = epilogue_.apply(c1, sin);
       float* dst = y + (oc * OH + oy) * OW + x0;
-      V::store_mask(dst, m0, V::interleave_lo(c0, c1));
-      if (valid > W) V::store_mask(dst + W, m1, V::interleave_hi(c0, c1));
+      // The output rows kAhead channels on, for the same reason as the input transform's prefetch.
+      const char* later = reinterpret_cast<const char*>(dst + kAhead * OH * OW);
+      _mm_prefetch(later, _MM_HINT_T0);
+      _mm_prefetch(later + 2 * W * sizeof(float) - 1, _MM_HINT_T0);
+      // Masked stores are microcoded and slow on AMD (Zen 1, 2): only the row's last vector uses them.
+      if (valid == 2 * W) {
+        V::store(dst, V::interleave_lo(c0, c1));
+        V::store(dst + W, V::interleave_hi(c0, c1));
+      } else {
+        V::store_mask(dst, m0, V::interleave_lo(c0, c1));
+        if (valid > W) V::store_mask(dst + W, m1, V::interleave_hi(c0, c1));
+      }
       epilogue_.finish(dst, valid);
     }
   }
