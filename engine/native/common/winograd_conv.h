@@ -32,6 +32,8 @@ template <class V, int OCB, int VECS, int OCB_BIG>
 class WinogradConv final : public ConvKernel {
  public:
   static constexpr int W = V::W;
+  // How many channels ahead the transforms prefetch the image rows they will read or write.
+  static constexpr int64_t kAhead = 8;
   using reg = typename V::reg;
   using mask = typename V::mask;
 
@@ -48,8 +50,8 @@ class WinogradConv final : public ConvKernel {
     epilogue_ = Epilogue<V>(spec.act, spec.bias, OC_, blocks_ * ocb_);
     TH_ = (out_[2] + 1) / 2;
     TW_ = (out_[3] + 1) / 2;
-    const int64_t tw_vecs = (TW_ + W - 1) / W;
-    row_blocks_ = (tw_vecs + vecs_ - 1) / vecs_;
+    tw_vecs_ = (TW_ + W - 1) / W;
+    static_assert(VECS >= 1 && VECS <= 4, "block() keeps up to 4 tile vectors' positions");
     threads_ = planned_threads();
   }
 
@@ -64,15 +66,17 @@ class WinogradConv final : public ConvKernel {
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
   const float* packed_weights() const override { return u_->data(); }
 
+  // The tile vectors of every image, numbered image by image, tile row by tile row, form one sequence cut
+  // into blocks of vecs_ vectors: a block may span two tile rows or two images, so every block but the
+  // last has a full GEMM micro-tile (no narrow remainder blocks at the end of each tile row), and a batch
+  // is one parallel loop (no barrier per image). Blocks are handed out dynamically: on a shared machine a
+  // descheduled thread does not hold the other one at the barrier.
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
-    for (int64_t n = 0; n < in_[0]; ++n) {
-      const float* x = in.image(n);
-      float* y = out.image(n);
-      parallel_for(TH_ * row_blocks_, threads_, [&](int64_t j) {
-        block(x, y, j / row_blocks_, j % row_blocks_, scratch + omp_get_thread_num() * thread_floats());
-      });
-    }
+    const int64_t total = in_[0] * TH_ * tw_vecs_;
+    parallel_for_dynamic((total + vecs_ - 1) / vecs_, threads_, [&](int64_t j) {
+      block(in, out, j * vecs_, total, scratch + omp_get_thread_num() * thread_floats());
+    });
   }
 
  private:
@@ -82,27 +86,38 @@ class WinogradConv final : public ConvKernel {
   // than P*T floats: a multiple of 4 KiB would put every channel of a point in the same L1 set.
   int64_t stride() const { return P_ * vecs_ * W + 16; }
 
-  // Tile row ty, tiles [W vecs_ rb, W vecs_ (rb + 1)) of it; x is one image [IC, H, W].
-  void block(const float* x, float* y, int64_t ty, int64_t rb, float* scratch) const {
-    const int64_t tw_vecs = (TW_ + W - 1) / W;
-    const int64_t v0 = rb * vecs_, nv = tw_vecs - v0 < vecs_ ? tw_vecs - v0 : vecs_;
+  // Tile vectors [g0, g0 + vecs_) of the sequence (fewer at its end); vector g is the W tiles from tile
+  // column W vx of tile row ty of image n, with g = (n TH + ty) tw_vecs + vx.
+  void block(const Tensor& in, Tensor& out, int64_t g0, int64_t total, float* scratch) const {
+    const int64_t nv = total - g0 < vecs_ ? total - g0 : vecs_;
     const int64_t T = vecs_ * W;  // V and M rows hold a whole block even when fewer tiles are used
     float* Vb = scratch;                                                 // [IC][P][T]
     float* M = scratch + round_floats(size_t(IC_) * size_t(stride()));  // [OC][P][T]
+    int64_t img[4], ty[4], tx0[4];  // vecs_ <= 4 (checked in the constructor)
     for (int64_t v = 0; v < nv; ++v) {
+      const int64_t g = g0 + v, r = g % (TH_ * tw_vecs_);
+      img[v] = g / (TH_ * tw_vecs_);
+      ty[v] = r / tw_vecs_;
+      tx0[v] = (r % tw_vecs_) * W;
+    }
+    for (int64_t v = 0; v < nv; ++v) {
+      const float* x = in.image(img[v]);
       // Which lanes of the two loads per column offset j fall inside the image (zero padding outside).
       mask lo[8], hi[8];
-      for (int j = 0; j < a_; ++j) {
-        const int64_t c0 = 2 * W * (v0 + v) + j - p_.pad_w;  // image column of lane 0 of the low load
+      for (int j = 0; j < a_; j += 2) {  // input_transform loads at even j only
+        const int64_t c0 = 2 * tx0[v] + j - p_.pad_w;  // image column of lane 0 of the low load
         lo[j] = lane_mask(c0);
         hi[j] = lane_mask(c0 + W);
       }
+      // Every column the W tiles read inside the image: plain loads (masked ones are slower).
+      const int64_t first = 2 * tx0[v] - p_.pad_w;
+      const bool inside = first >= 0 && first + a_ - 2 + 2 * W <= in_[3];
       for (int64_t ic = 0; ic < IC_; ++ic) {
         float* dst = Vb + ic * stride() + v * W;
         switch (a_) {
-          case 4: input_transform<4>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
-          case 6: input_transform<6>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
-          default: input_transform<8>(x, ty, (v0 + v) * W, ic, lo, hi, dst, T); break;
+          case 4: input_transform<4>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
+          case 6: input_transform<6>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
+          default: input_transform<8>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
         }
       }
     }
@@ -120,15 +135,17 @@ class WinogradConv final : public ConvKernel {
         else
           gemm<OCB, 1>(u, vp, mp);
       }
-    for (int64_t v = 0; v < nv; ++v)
+    for (int64_t v = 0; v < nv; ++v) {
+      float* y = out.image(img[v]);
       for (int64_t oc = 0; oc < OC_; ++oc) {
         const float* src = M + oc * stride() + v * W;
         switch (a_) {
-          case 4: output_transform<4>(src, T, y, ty, (v0 + v) * W, oc); break;
-          case 6: output_transform<6>(src, T, y, ty, (v0 + v) * W, oc); break;
-          default: output_transform<8>(src, T, y, ty, (v0 + v) * W, oc); break;
+          case 4: output_transform<4>(src, T, y, ty[v], tx0[v], oc); break;
+          case 6: output_transform<6>(src, T, y, ty[v], tx0[v], oc); break;
+          default: output_transform<8>(src, T, y, ty[v], tx0[v], oc); break;
         }
       }
+    }
   }
 
   // out[k] = sum_j BT[k][j] in[j] for k < A. The interpolation points come in pairs +p, -p (rows 2q-1 and
@@ -176,10 +193,11 @@ class WinogradConv final : public ConvKernel {
   // W tiles (tx0 .. tx0+W-1) of tile row ty, input channel ic of the image x [IC, H, W]:
   // V[p] = (B^T d B)[p] for each tile, written to v + p * p_stride (W floats each). Padding is read as
   // zeros: rows outside the image are skipped and columns outside it are masked out of the loads (masked
-  // lanes never touch memory). A = alpha, known at compile time so that every loop unrolls.
+  // lanes never touch memory); `inside` says no column is outside (plain loads). A = alpha, known at
+  // compile time so that every loop unrolls.
   template <int A>
-  void input_transform(const float* x, int64_t ty, int64_t tx0, int64_t ic, const mask* lo, const mask* hi, float* v,
-                       int64_t p_stride) const {
+  void input_transform(const float* x, int64_t ty, int64_t tx0, int64_t ic, const mask* lo, const mask* hi, bool inside,
+                       float* v, int64_t p_stride) const {
     const int64_t H = in_[2], Wd = in_[3];
     reg t[A][A];  // [nu][row i]: (d B)[i][nu] = sum_j d[i][j] BT[nu][j], stored transposed for the 2nd pass
 #pragma GCC unroll 8
@@ -194,17 +212,24 @@ class WinogradConv final : public ConvKernel {
       // Address arithmetic in integers: the window may start left of the row (its lanes are masked).
       const uintptr_t row = reinterpret_cast<uintptr_t>(x + (ic * H + ih) * Wd);
       const intptr_t c0 = intptr_t(2 * tx0 - p_.pad_w);
-      // The next input channel's row, one plane further: hardware prefetchers do not follow jumps of a
-      // whole plane (and prefetches never fault).
-      const char* next = reinterpret_cast<const char*>(row + uintptr_t((H * Wd + c0) * intptr_t(sizeof(float))));
+      // The same row kAhead input channels further (kAhead planes on): hardware prefetchers do not follow
+      // jumps of a whole plane, and one channel ahead (a few dozen cycles of work) is too close to hide
+      // the latency of the L3 or memory the image comes from. Prefetches never fault.
+      const char* next =
+          reinterpret_cast<const char*>(row + uintptr_t((kAhead * H * Wd + c0) * intptr_t(sizeof(float))));
       _mm_prefetch(next, _MM_HINT_T0);
       _mm_prefetch(next + 64, _MM_HINT_T0);
       if (W > 8) _mm_prefetch(next + 128, _MM_HINT_T0);
+      // d[j] = x[2k + j], k < W (tile k's column j). A is even: the 2W floats from column c0 + j hold
+      // columns j (even lanes) and j + 1 (odd lanes) of the W tiles, so one pair of loads serves two j.
       reg d[A];
 #pragma GCC unroll 8
-      for (int j = 0; j < A; ++j) {  // d[j] = x[2k + j], k < W (tile k's column j)
+      for (int j = 0; j < A; j += 2) {
         const float* src = reinterpret_cast<const float*>(row + uintptr_t((c0 + j) * intptr_t(sizeof(float))));
-        d[j] = V::even(V::loadz(lo[j], src), V::loadz(hi[j], src + W));
+        const reg a = inside ? V::load(src) : V::loadz(lo[j], src);
+        const reg b = inside ? V::load(src + W) : V::loadz(hi[j], src + W);
+        d[j] = V::even(a, b);
+        d[j + 1] = V::odd(a, b);
       }
       bt_rows<A>(d, r);
 #pragma GCC unroll 8
@@ -276,8 +301,18 @@ class WinogradConv final : public ConvKernel {
       c0 = epilogue_.apply(c0, sin);
       c1 = epilogue_.apply(c1, sin);
       float* dst = y + (oc * OH + oy) * OW + x0;
-      V::store_mask(dst, m0, V::interleave_lo(c0, c1));
-      if (valid > W) V::store_mask(dst + W, m1, V::interleave_hi(c0, c1));
+      // The output rows kAhead channels on, for the same reason as the input transform's prefetch.
+      const char* later = reinterpret_cast<const char*>(dst + kAhead * OH * OW);
+      _mm_prefetch(later, _MM_HINT_T0);
+      _mm_prefetch(later + 2 * W * sizeof(float) - 1, _MM_HINT_T0);
+      // Masked stores are microcoded and slow on AMD (Zen 1, 2): only the row's last vector uses them.
+      if (valid == 2 * W) {
+        V::store(dst, V::interleave_lo(c0, c1));
+        V::store(dst + W, V::interleave_hi(c0, c1));
+      } else {
+        V::store_mask(dst, m0, V::interleave_lo(c0, c1));
+        if (valid > W) V::store_mask(dst + W, m1, V::interleave_hi(c0, c1));
+      }
       epilogue_.finish(dst, valid);
     }
   }
@@ -286,7 +321,7 @@ class WinogradConv final : public ConvKernel {
   Shape in_, out_;
   int a_ = 0, P_ = 0;
   int ocb_ = OCB, vecs_ = VECS;
-  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, row_blocks_ = 0;
+  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, tw_vecs_ = 0;
   PackedRef u_;  // U, shared with the layer's other kernels (engine/packed_weights.h)
   Epilogue<V> epilogue_;
   int threads_ = 1;
