@@ -75,8 +75,10 @@ class DepthSeparableConv final : public ConvKernel {
   int64_t in_rows(int64_t S) const { return (S - 1) * pd_.stride_h + (pd_.kernel_h - 1) * pd_.dilation_h + 1; }
   // T2's channel stride for S rows: whole tiles, not a multiple of 4 KB (L1 set aliasing across channels).
   int64_t t2_ld(int64_t S) const {
+    // An odd number of 64-byte lines, so that a chunk's C rows spread over every L1 set.
     int64_t ld = (S * out_[3] + kTile - 1) / kTile * kTile;
-    if (ld % 1024 == 0) ld += kTile;
+    ld = (ld + 15) / 16 * 16;
+    if ((ld / 16) % 2 == 0) ld += 16;
     return ld;
   }
   int64_t t1_ld(int64_t S) const { return in_rows(S) * in_[3]; }
@@ -126,8 +128,12 @@ class DepthSeparableConv final : public ConvKernel {
         if (len2 > valid2) std::memset(t2 + c * ld2 + valid2, 0, sizeof(float) * size_t(len2 - valid2));
       }
       // 3. pw2 from T2 into the output rows.
-      pointwise_panel<V, OCB, PV>(w2_->data(), blocks2_, C, p2_.out_channels, t2, ld2, len2, valid2, y + s0 * OW, OH * OW,
-                                  e2_);
+      // In chunks of the L1 panel's width, so that a chunk's C rows stay in L1 across the channel blocks.
+      for (int64_t px = 0; px < valid2; px += chunk) {
+        const int64_t v = valid2 - px < chunk ? valid2 - px : chunk, l = (v + kTile - 1) / kTile * kTile;
+        pointwise_panel<V, OCB, PV>(w2_->data(), blocks2_, C, p2_.out_channels, t2 + px, ld2, l, v, y + s0 * OW + px,
+                                    OH * OW, e2_);
+      }
     }
   }
 

@@ -61,7 +61,8 @@ inline void depthwise_pad(const Conv2dParams& p, const DepthwiseLayout& L, const
 
 // NV output vectors from vector v0 of the output row whose first tap row is `row` (a row of the padded
 // buffer); the last one stores `last` lanes. w: the channel's KH*KW weights.
-template <class V, int NV>
+// KW_: the kernel width when known at compile time with stride_w 1 (taps at kw dw), else 0.
+template <class V, int NV, int KW_ = 0>
 NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& L, const float* w, const float* row,
                                   float* dst, int64_t v0, int64_t last, typename V::reg shift,
                                   const Epilogue<V>& ep) {
@@ -72,6 +73,16 @@ NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& 
   for (int q = 0; q < NV; ++q) acc[q] = V::zero();
   for (int64_t kh = 0; kh < KH; ++kh) {
     const float* rr = row + kh * dh * L.row + v0 * W;
+    if constexpr (KW_ > 0) {
+#pragma GCC unroll 9
+      for (int kw = 0; kw < KW_; ++kw) {
+        const float* r = rr + kw * dw;
+        const auto wv = V::set1(w[kh * KW_ + kw]);
+#pragma GCC unroll 8
+        for (int q = 0; q < NV; ++q) acc[q] = V::fmadd(wv, V::load(r + W * q), acc[q]);
+      }
+      continue;
+    }
     // Tap kw reads phase (kw dw) % sw from slot (kw dw) / sw, tracked without a division.
     int64_t phase = 0, slot = 0;
     for (int64_t kw = 0; kw < KW; ++kw) {
@@ -110,6 +121,14 @@ void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float
     // Tiles of 8 vectors; the row's rest in one tile of up to 7 (a 56-wide row: one tile of 7).
     for (int64_t v = 0; v < vecs; v += PV) {
       const int64_t n = vecs - v < PV ? vecs - v : PV, l = v + n == vecs ? last : W;
+      if (n == PV && p.stride_w == 1 && p.kernel_w == 7) {  // the common full tile, taps unrolled
+        depthwise_tile<V, PV, 7>(p, L, w, row, d, v, l, shift, ep);
+        continue;
+      }
+      if (n == PV && p.stride_w == 1 && p.kernel_w == 3) {
+        depthwise_tile<V, PV, 3>(p, L, w, row, d, v, l, shift, ep);
+        continue;
+      }
       switch (n) {
         case 1: depthwise_tile<V, 1>(p, L, w, row, d, v, l, shift, ep); break;
         case 2: depthwise_tile<V, 2>(p, L, w, row, d, v, l, shift, ep); break;

@@ -138,7 +138,7 @@ class DirectConv final : public ConvKernel {
     for (int o = 0; o < OCB; ++o)
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) acc[o][q] = V::zero();
-    // Two-level summation for accuracy: the registers sum at most kChunk input channels of one kernel row
+    // Two-level summation for accuracy: the registers sum at most kChunk input-channel rows of the kernel
     // (kChunk * KW terms), then are added to a running total in L1 and restart from zero. One long
     // chain of IC * KH * KW float32 additions would have several times the rounding error of PyTorch's
     // blocked sums (docs/ACCURACY.md); the flushes cost OCB * PW loads, adds and stores per chunk.
@@ -146,6 +146,9 @@ class DirectConv final : public ConvKernel {
     alignas(64) float total[OCB][PW * W];
     bool first = true;
     const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
+    // With fewer than kChunk input channels the chunks of consecutive kernel rows share the registers
+    // (a 1-channel 9x9 input layer: one chain of 81 terms instead of 9 flushes of 9).
+    int64_t pending = 0;  // input-channel rows of KW terms in the registers
     for (int64_t kh = 0; kh < KH; ++kh) {
       const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
       for (int64_t ic0 = 0; ic0 < IC; ic0 += kChunk) {
@@ -156,6 +159,10 @@ class DirectConv final : public ConvKernel {
           for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
         }
         if (kh + 1 == KH && ic1 == IC) break;  // the last chunk stays in registers
+        pending += ic1 - ic0;
+        const int64_t next = ic1 == IC ? (IC < kChunk ? IC : kChunk) : (IC - ic1 < kChunk ? IC - ic1 : kChunk);
+        if (pending + next <= kChunk) continue;
+        pending = 0;
 #pragma GCC unroll 8
         for (int o = 0; o < OCB; ++o)
 #pragma GCC unroll 3
