@@ -140,8 +140,9 @@ def main():
       "only the ratios of one run of the script mean anything, and the per-round ratios show the noise.\n")
     w("Every GFLOP and GFLOP/s figure here is **direct-equivalent**: twice the multiply-adds a direct "
       "summation of the convolution does, whatever algorithm ran. The engine's native backend computes "
-      "stride-1 3x3/5x5/7x7 convolutions with >= 16 channels by Winograd F(2x2, r x r), which needs "
-      "2.25-3x fewer multiplications, so on those its GFLOP/s and fraction of peak overstate the arithmetic "
+      "stride-1 convolutions with >= 16 channels by Winograd F(2x2, 3x3) (3x3 kernels: 2.25x fewer "
+      "multiplications) or by a tiled FFT (5x5..9x9 kernels: about 8x fewer for 7x7), so on those its GFLOP/s "
+      "and fraction of peak overstate the arithmetic "
       "executed and can exceed 100% of the FMA peak. The direct-summation figures "
       "(`npcore_kernel_bench --no-winograd`) are the arithmetic executed.\n")
     w("## Machine and run\n")
