@@ -40,7 +40,8 @@ if [[ -n ${SIZE:-} ]]; then
 fi
 cores=(seed_stacked2d seed_se2d seed_rotation_equivariant seed_transfer_vgg16)
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# log, run_one
+source "$here/bench_common.sh"
 [[ -x $npcore ]] || { echo "run_benchmarks: $npcore is not an executable npcore (build it first)" >&2; exit 2; }
 for c in "${cores[@]}"; do
   [[ -f $ref/$c.json ]] || { echo "run_benchmarks: $ref/$c.json not found (set REF)" >&2; exit 2; }
@@ -108,16 +109,6 @@ fi
 
 # ---- the comparison, interleaved per core ---------------------------------------------------------------
 # Each result is one JSON object in results/r<round>_<core>_b<batch>_<framework>.json.
-run_one() {  # run_one FILE CMD... : stdout to FILE, or a note on failure
-  local file=$1
-  shift
-  if ! "$@" >"$file.tmp" 2>"$file.err"; then
-    log "failed: $* ($(tail -1 "$file.err"))"
-    rm -f "$file.tmp"
-    return 0
-  fi
-  mv "$file.tmp" "$file"
-}
 shape_of() { $python -c "import json,sys; s=json.load(open(sys.argv[1]))['input_shape']; print(s[1], s[2], s[3])" "$1"; }
 
 for ((r = 1; r <= rounds; ++r)); do

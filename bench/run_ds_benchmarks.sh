@@ -35,7 +35,8 @@ python=/usr/bin/python3
 # The rows: HxW batch runs.
 rows=("36x64 1 60" "36x64 8 20" "36x64 64 5" "144x256 1 12" "144x256 8 4")
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# log, run_one
+source "$here/bench_common.sh"
 [[ -x $npcore ]] || { echo "run_ds_benchmarks: $npcore is not an executable npcore (build it first)" >&2; exit 2; }
 [[ -f $config ]] || { echo "run_ds_benchmarks: $config not found (set CONFIG)" >&2; exit 2; }
 [[ $scale =~ ^[0-9]+$ && $scale -ge 1 ]] || { echo "run_ds_benchmarks: RUNS_SCALE must be a positive integer" >&2; exit 2; }
@@ -55,16 +56,6 @@ else
   log "onnxruntime-node not found in $ort_dir (bench/run_benchmarks.sh installs it): no ORT column"
 fi
 
-run_one() {  # run_one FILE CMD... : stdout to FILE, or a note on failure
-  local file=$1
-  shift
-  if ! "$@" >"$file.tmp" 2>"$file.err"; then
-    log "failed: $* ($(tail -1 "$file.err"))"
-    rm -f "$file.tmp"
-    return 0
-  fi
-  mv "$file.tmp" "$file"
-}
 
 # The PyTorch model against the reference dumps of depth-separable cores: the same computation?
 ref=${REF:-$repo/../shared/ref}

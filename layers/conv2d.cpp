@@ -9,15 +9,14 @@
 namespace npcore {
 namespace {
 
-// A conv kernel behind the Op interface.
-class ConvOp final : public Op {
+class KernelOp final : public Op {
  public:
-  ConvOp(std::unique_ptr<ConvKernel> k, double flops, ConvRun run)
-      : k_(std::move(k)), flops_(flops), run_(std::move(run)) {}
+  KernelOp(std::unique_ptr<ConvKernel> k, double flops, std::vector<ConvRun> runs)
+      : k_(std::move(k)), flops_(flops), runs_(std::move(runs)) {}
   size_t scratch_floats() const override { return k_->scratch_floats(); }
   std::unique_ptr<RunState> make_state() const override { return k_->make_state(); }
   double conv_flops() const override { return flops_; }
-  void list_convs(std::vector<ConvRun>& out) const override { out.push_back(run_); }
+  void list_convs(std::vector<ConvRun>& out) const override { out.insert(out.end(), runs_.begin(), runs_.end()); }
 
  protected:
   void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
@@ -27,10 +26,18 @@ class ConvOp final : public Op {
  private:
   std::unique_ptr<ConvKernel> k_;
   double flops_;
-  ConvRun run_;
+  std::vector<ConvRun> runs_;
 };
 
 }  // namespace
+
+std::unique_ptr<Op> make_kernel_op(std::unique_ptr<ConvKernel> k, double flops, std::vector<ConvRun> runs,
+                                   const Shape& in, const Shape& out) {
+  auto op = std::make_unique<KernelOp>(std::move(k), flops, std::move(runs));
+  op->in_shape = in;
+  op->out_shape = out;
+  return op;
+}
 
 Conv2d::Conv2d(std::string name, const Conv2dParams& params) : Layer(std::move(name)), p_(params) {
   p_.validate(label());
@@ -132,20 +139,26 @@ ConvSpec Conv2d::spec(const EngineOptions& opt) const {
   return spec;
 }
 
-std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
-  const ConvSpec spec = this->spec(opt);
+ConvRun Conv2d::conv_run(const Shape& in, Backend backend, std::string algorithm, Isa isa) const {
   ConvRun run;
   run.layer = label();
-  run.params = spec.params;
+  run.params = p_;
   run.in = in;
-  run.backend = opt.backend;
+  run.backend = backend;
+  run.algorithm = std::move(algorithm);
+  run.isa = isa;
+  return run;
+}
+
+std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
+  const ConvSpec spec = this->spec(opt);
   // Whatever name the native backend gives its choice (native_algorithm), so that new algorithms show up
   // in reports without a list here.
-  run.algorithm = opt.backend == Backend::Native ? native_algorithm(spec, in, &run.isa) : backend_name(opt.backend);
-  auto op = std::make_unique<ConvOp>(make_conv_kernel(opt.backend, spec, in), p_.flops(in), std::move(run));
-  op->in_shape = in;
-  op->out_shape = output_shape(in);
-  return op;
+  Isa isa = Isa::Generic;
+  std::string algorithm = opt.backend == Backend::Native ? native_algorithm(spec, in, &isa) : backend_name(opt.backend);
+  std::vector<ConvRun> runs{conv_run(in, opt.backend, std::move(algorithm), isa)};
+  runs[0].params = spec.params;  // as its kernel runs it (bias present once a norm is folded in)
+  return make_kernel_op(make_conv_kernel(opt.backend, spec, in), p_.flops(in), std::move(runs), in, output_shape(in));
 }
 
 }  // namespace npcore

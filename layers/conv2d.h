@@ -39,6 +39,8 @@ class Conv2d : public Layer {
   ConvSpec spec(const EngineOptions& opt) const;
   // Kernels for any input shape share one packed copy of the folded weights per packed form.
   std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
+  // This conv on `in` as a report entry (list_convs) running `algorithm` with `isa`.
+  ConvRun conv_run(const Shape& in, Backend backend, std::string algorithm, Isa isa) const;
 
  private:
   Conv2dParams p_;
@@ -52,5 +54,10 @@ class Conv2d : public Layer {
   std::shared_ptr<WeightPacks> packs_;
   bool prepared_ = false;
 };
+
+// A conv kernel (or a fused kernel doing several convs) behind the Op interface: runs the kernel on
+// in -> out, reports `flops` and the convs it runs (`runs`, for list_convs).
+std::unique_ptr<Op> make_kernel_op(std::unique_ptr<ConvKernel> k, double flops, std::vector<ConvRun> runs,
+                                   const Shape& in, const Shape& out);
 
 }  // namespace npcore
