@@ -57,10 +57,13 @@ CONV_RE = re.compile(r"Conv2d\((\d+), (\d+), k=(\d+)x(\d+), s=(\d+)x(\d+), p=\d+
 
 
 def ran_winograd(row, isa):
-    """Whether a kernel-bench row of the native backend ran Winograd: the row says so, or (results from
-    before the field existed) the eligibility rule of engine/winograd.h in an AVX-512 build says so."""
+    """Whether a kernel-bench row of the native backend ran a fast algorithm (Winograd or the tiled FFT,
+    both fewer multiplications than direct summation): the row says so, or (results from before the
+    fields existed) the eligibility rule of engine/winograd.h in an AVX-512 build says so."""
     if row.get("backend") != "native":
         return False
+    if row.get("fft"):
+        return True
     if "winograd" in row:
         return bool(row["winograd"])
     m = CONV_RE.match(row.get("conv", ""))
@@ -272,10 +275,11 @@ def main():
                 d = direct_rows.get(row["shape"])
                 fd = 100 * d["gflops"] / peak if d else None
                 if not wino:
-                    measured = f"{f:.1f}% (direct summation; no Winograd ran)"
+                    measured = f"{f:.1f}% (direct summation; no Winograd or FFT ran)"
                     met = verdict(f, lim, False, " points")
                 else:
-                    measured = (f"direct-equivalent (Winograd) {f:.1f}%; direct summation "
+                    algo = "FFT" if row.get("fft") else "Winograd"
+                    measured = (f"direct-equivalent ({algo}) {f:.1f}%; direct summation "
                                 + (f"{fd:.1f}%" if fd is not None else "not measured in this run"))
                     if fd is None:
                         met = (f"direct-equivalent figure: {verdict(f, lim, False, ' points')}; the direct-summation "
@@ -323,14 +327,14 @@ def main():
           "The 9x9 1->64 and 7x7 64->64 rows are also RotationEquivariant2dCore's Hermite layers (once the "
           "filter bank is built they are these convolutions); vgg0 is vgg16's 3->64 conv with the grayscale "
           "repeat folded in (1->64). Native falls back to gemm for grouped (depthwise) convs. GFLOP are "
-          "direct-equivalent; \"W\" marks rows where the native backend ran Winograd"
+          "direct-equivalent; \"W\" marks rows where the native backend ran Winograd, \"F\" the tiled FFT"
           + ("" if "winograd" in (kernels["results"][0] if kernels["results"] else {"winograd": 0}) else
              " (inferred from its eligibility rule: these results predate the field)")
           + ", whose GFLOP/s overstate the arithmetic executed.\n")
         w("| shape | conv | at | backend | min ms | median ms | p99 ms | GFLOP | GFLOP/s | of peak |")
         w("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
         for row in kernels["results"]:
-            mark = " W" if ran_winograd(row, kernels.get("peak_isa", isa)) else ""
+            mark = " F" if row.get("fft") else " W" if ran_winograd(row, kernels.get("peak_isa", isa)) else ""
             w(f"| {row['shape']} | {row['conv']} | {row['height']}x{row['width']} | {row['backend']}{mark} | "
               f"{row['min_ms']:.2f} | {row['median_ms']:.2f} | {row['p99_ms']:.2f} | {row['gflop']:.3f} | "
               f"{row['gflops']:.1f} | {100 * row['gflops'] / peak:.1f}% |")

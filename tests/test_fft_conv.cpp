@@ -35,11 +35,7 @@ TEST_CASE("native FFT convolution agrees with the reference kernel", "[fft]") {
       {2, 24, 19, 6, 8, 15, 26, 1, 4, true, {ActKind::Log1Exp, 1.0f, 0.5f, 0.0f}},  // even kernel, scalar act
       {1, 16, 16, 5, 5, 16, 16, 6, 6, true, elu},                          // padding wider than the kernel
   };
-  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
-    if (!cpu_supports(isa)) {
-      WARN("FFT kernel, ISA " << isa_name(isa) << ": not run on this CPU");
-      continue;
-    }
+  for (Isa isa : test::runnable_isas("FFT kernel")) {
     for (const FftCase& c : cases) {
       Conv2dParams p;
       p.in_channels = c.ic;

@@ -24,17 +24,7 @@ namespace {
 
 const Isa kVectorIsas[] = {Isa::Avx2, Isa::Avx512};
 
-// The vector ISAs this CPU runs; a WARN names each one it does not (once per test case).
-std::vector<Isa> runnable_isas(const char* what) {
-  std::vector<Isa> v;
-  for (Isa isa : kVectorIsas) {
-    if (cpu_supports(isa))
-      v.push_back(isa);
-    else
-      WARN(what << ": ISA " << isa_name(isa) << " not run on this CPU (it runs up to " << isa_name(cpu_isa()) << ")");
-  }
-  return v;
-}
+using test::runnable_isas;
 
 // Sets an environment variable for one scope.
 class ScopedEnv {

@@ -33,11 +33,7 @@ struct Variant {
 std::vector<Variant> variants() {
   std::vector<Variant> v = {{"gemm", Backend::Gemm, Isa::Auto, true, ""},
                             {"native generic (gemm)", Backend::Native, Isa::Generic, true, "gemm"}};
-  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
-    if (!cpu_supports(isa)) {
-      WARN("packed weights: ISA " << isa_name(isa) << " not run on this CPU");
-      continue;
-    }
+  for (Isa isa : test::runnable_isas("packed weights")) {
     v.push_back({std::string("native winograd ") + isa_name(isa), Backend::Native, isa, true, "winograd"});
     v.push_back({std::string("native direct ") + isa_name(isa), Backend::Native, isa, false, "direct"});
   }

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <catch2/catch.hpp>
+
 #include "cores/ref_case.h"
 #include "engine/rng.h"
 
@@ -117,5 +119,16 @@ CmdResult run_npcore(const std::string& args, const TempDir& logs) {
   return r;
 }
 #endif
+
+std::vector<Isa> runnable_isas(const char* what) {
+  std::vector<Isa> v;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (cpu_supports(isa))
+      v.push_back(isa);
+    else
+      WARN(what << ": ISA " << isa_name(isa) << " not run on this CPU (it runs up to " << isa_name(cpu_isa()) << ")");
+  }
+  return v;
+}
 
 }  // namespace npcore::test

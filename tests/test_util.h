@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/isa.h"
 #include "engine/tensor.h"
 
 namespace npcore::test {
@@ -17,6 +18,9 @@ std::string ref_dir();
 std::string fixture_dir();
 // Case prefixes (path without .json) of every NAME.json directly in `dir`, sorted.
 std::vector<std::string> list_cases(const std::string& dir);
+
+// The vector ISAs (avx2, avx512) this CPU runs; a Catch2 WARN names each one it does not, with `what`.
+std::vector<Isa> runnable_isas(const char* what);
 
 // A tensor of standard-normal values from a fixed seed.
 Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0f);
