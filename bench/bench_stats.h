@@ -54,4 +54,12 @@ inline double peak_rss_mb() {
   return double(ru.ru_maxrss) * 1024.0 / 1e6;
 }
 
+// Page faults of this process so far (minor + major): a forward that touches memory for the first time
+// (fresh pages, zeroed by the kernel) faults; a steady-state forward should not.
+inline long page_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt + ru.ru_majflt;
+}
+
 }  // namespace npcore::bench

@@ -39,6 +39,90 @@ void check_memory_cap(const std::string& type, const Shape& in, size_t workspace
                       "), more than the memory cap of " + std::to_string(cap) + " bytes (max_memory)");
 }
 
+// Plan::slot_ values besides buffer numbers.
+constexpr int kInOutput = -1, kOutputScratch = -2;
+
+// Where each block's output lives between blocks (Plan::slot_). Blocks in the stack write their channels
+// of the output. Every other block's output (its value) takes a buffer from its block until its last
+// reader has run (a block never writes a buffer it reads, so two values share a buffer only if their
+// spans [writer, last reader] are disjoint). A value of the output's shape whose last reader runs before
+// the first stack block may live in the output tensor itself, which nothing else uses by then. Values are
+// placed from the last block to the first, into the output when they can, else into the first buffer free
+// over their span (a new one if none is): a chain of blocks alternates between the output and one buffer.
+struct BufferLayout {
+  std::vector<int> slot;       // per block: kInOutput, kOutputScratch or a buffer
+  std::vector<size_t> offset;  // per buffer: floats from the first
+  size_t floats = 0;           // all buffers, each rounded up to whole cache lines
+};
+
+BufferLayout layout_buffers(const std::vector<Shape>& outs, const std::vector<std::vector<size_t>>& sources,
+                            const std::vector<bool>& in_stack, const Shape& out_shape) {
+  using Span = std::pair<size_t, size_t>;
+  const size_t nb = outs.size();
+  std::vector<size_t> last(nb);
+  for (size_t b = 0; b < nb; ++b) last[b] = b;
+  for (size_t b = 0; b < nb; ++b)
+    for (size_t k : sources[b]) last[k] = std::max(last[k], b);
+  size_t first_stack = nb;
+  for (size_t b = nb; b-- > 0;)
+    if (in_stack[b]) first_stack = b;
+  const auto free_over = [](const std::vector<Span>& used, Span s) {
+    for (const Span& u : used)
+      if (u.first <= s.second && s.first <= u.second) return false;
+    return true;
+  };
+  BufferLayout L;
+  L.slot.assign(nb, kInOutput);
+  std::vector<Span> in_out;
+  std::vector<std::vector<Span>> used;
+  std::vector<size_t> size;
+  for (size_t b = nb; b-- > 0;) {
+    if (in_stack[b]) continue;
+    const Span span{b, last[b]};
+    if (last[b] < first_stack && outs[b] == out_shape && free_over(in_out, span)) {
+      L.slot[b] = kOutputScratch;
+      in_out.push_back(span);
+      continue;
+    }
+    size_t k = 0;
+    while (k < used.size() && !free_over(used[k], span)) ++k;
+    if (k == used.size()) {
+      used.emplace_back();
+      size.push_back(0);
+    }
+    used[k].push_back(span);
+    size[k] = std::max(size[k], size_t(outs[b].numel()));
+    L.slot[b] = int(k);
+  }
+  for (size_t s : size) {
+    L.offset.push_back(L.floats);
+    L.floats += round_floats(s);
+  }
+  return L;
+}
+
+// Whether two tensors of the same batch size share memory: each is a run of equally spaced images (batch
+// views), so both runs are walked once in address order.
+bool overlap(const Tensor& a, const Tensor& b) {
+  const int64_t n = a.shape()[0];
+  if (n != b.shape()[0] || a.numel() == 0 || b.numel() == 0) return false;
+  const auto span = [](const Tensor& t, int64_t i) {
+    const uintptr_t s = reinterpret_cast<uintptr_t>(t.data()) + uintptr_t(i * t.batch_stride()) * sizeof(float);
+    return std::pair<uintptr_t, uintptr_t>{s, s + uintptr_t(t.image_size()) * sizeof(float)};
+  };
+  for (int64_t i = 0, j = 0; i < n && j < n;) {
+    const auto x = span(a, i), y = span(b, j);
+    if (x.second <= y.first) {
+      ++i;
+    } else if (y.second <= x.first) {
+      ++j;
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 // ---- Core -------------------------------------------------------------------------------------------
@@ -148,56 +232,47 @@ std::unique_ptr<Plan> Core::plan_unchecked(const Shape& in) const {
     // Kernels and ops size their thread teams and per-thread scratch when made: make them under the plan's
     // count (passed explicitly; OpenMP's settings stay the program's).
     PlanThreads scope(opt_.threads);
-    p->ring_ = int(skip_ > 1 ? skip_ : 1) + 1;
     p->sources_ = block_sources();
     const size_t nb = blocks_.size();
-    p->out_offsets_.assign(nb, {});
-    if (opt_.max_memory) {
-      // Before any kernel is made: the activation buffers alone (ring slots, concatenation, output), from
-      // the block shapes; the kernels' scratch is added below, once the kernels say how much they need.
-      size_t slot = 0, concat = 0;
-      std::vector<Shape> outs;
-      for (size_t b = 0; b < nb; ++b) {
-        Shape bin = in;
-        if (b > 0) {
-          bin = outs[p->sources_[b][0]];
-          bin[1] = 0;
-          for (size_t k : p->sources_[b]) bin[1] += outs[k][1];
-          if (p->sources_[b].size() > 1) concat = std::max(concat, size_t(bin.numel()));
-        }
-        outs.push_back(blocks_[b]->output_shape(bin));
-        slot = std::max(slot, size_t(outs.back().numel()));
-      }
-      check_memory_cap(type(), in, (size_t(p->ring_) * round_floats(slot) + round_floats(concat)) * sizeof(float),
-                       size_t(p->out_.numel()) * sizeof(float), opt_.max_memory);
-    }
+    std::vector<bool> in_stack(nb);
+    for (int64_t i : stack_) in_stack[size_t(i)] = true;
+    // Block output shapes and where they live, from the shapes alone (before any kernel is made, so that
+    // the memory cap is checked before packing).
+    std::vector<Shape> outs;
     for (size_t b = 0; b < nb; ++b) {
       Shape bin = in;
       if (b > 0) {
-        bin = p->block_out_[p->sources_[b][0]];
+        bin = outs[p->sources_[b][0]];
         bin[1] = 0;
-        for (size_t k : p->sources_[b]) bin[1] += p->block_out_[k][1];
+        for (size_t k : p->sources_[b]) bin[1] += outs[k][1];
         if (p->sources_[b].size() > 1) p->concat_floats_ = std::max(p->concat_floats_, size_t(bin.numel()));
       }
       p->block_in_.push_back(bin);
-      auto op = blocks_[b]->plan(bin, opt_);
+      outs.push_back(blocks_[b]->output_shape(bin));
+    }
+    p->out_offsets_.assign(nb, {});
+    int64_t off = 0;
+    for (int64_t i : stack_) {
+      p->out_offsets_[size_t(i)].push_back(off);
+      off += outs[size_t(i)][1];
+    }
+    BufferLayout layout = layout_buffers(outs, p->sources_, in_stack, p->out_);
+    p->slot_ = std::move(layout.slot);
+    p->buffer_offset_ = std::move(layout.offset);
+    p->buffers_floats_ = layout.floats;
+    check_memory_cap(type(), in, p->activation_floats() * sizeof(float), size_t(p->out_.numel()) * sizeof(float),
+                     opt_.max_memory);
+    for (size_t b = 0; b < nb; ++b) {
+      auto op = blocks_[b]->plan(p->block_in_[b], opt_);
       op->name = blocks_[b]->label();
+      if (op->out_shape != outs[b])
+        throw ShapeError(blocks_[b]->label() + ": planned output " + op->out_shape.str() +
+                         " differs from its output_shape " + outs[b].str());
       p->block_scratch_ = std::max(p->block_scratch_, op->scratch_floats());
       p->names_.push_back(blocks_[b]->name());
       p->block_out_.push_back(op->out_shape);
       p->blocks_.push_back(std::move(op));
     }
-    int64_t off = 0;
-    for (int64_t i : stack_) {
-      p->out_offsets_[size_t(i)].push_back(off);
-      off += p->block_out_[size_t(i)][1];
-    }
-    p->slot_.assign(nb, -1);
-    for (size_t b = 0; b < nb; ++b)
-      if (p->out_offsets_[b].empty()) {
-        p->slot_[b] = int(b % size_t(p->ring_));
-        p->slot_floats_ = std::max(p->slot_floats_, size_t(p->block_out_[b].numel()));
-      }
     check_memory_cap(type(), in, p->workspace_floats() * sizeof(float), size_t(p->out_.numel()) * sizeof(float),
                      opt_.max_memory);
     return p;
@@ -224,9 +299,9 @@ Workspace Plan::make_workspace() const {
   });
 }
 
-size_t Plan::workspace_floats() const {
-  return size_t(ring_) * round_floats(slot_floats_) + round_floats(concat_floats_) + block_scratch_;
-}
+size_t Plan::workspace_floats() const { return activation_floats() + block_scratch_; }
+
+size_t Plan::activation_floats() const { return buffers_floats_ + round_floats(concat_floats_); }
 
 double Plan::conv_flops() const {
   double f = 0;
@@ -261,12 +336,15 @@ void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) c
     // thread's OpenMP setting at execute time.
     OneDnnThreads scope(onednn_ ? threads_ : 0);
 
-    float* ring = ws.scratch.get();
-    float* concat = ring + size_t(ring_) * round_floats(slot_floats_);
+    if (overlap(in, out))
+      throw UsageError(type_ + ": the output overlaps the input (the output serves as scratch during the run)");
+    float* buffers = ws.scratch.get();
+    float* concat = buffers + buffers_floats_;
     float* scratch = concat + round_floats(concat_floats_);
     // Where block b's output lives (no allocation: views only).
     auto output_of = [&](size_t b) -> Tensor {
-      if (slot_[b] >= 0) return Tensor::wrap(ring + size_t(slot_[b]) * round_floats(slot_floats_), block_out_[b]);
+      if (slot_[b] >= 0) return Tensor::wrap(buffers + buffer_offset_[size_t(slot_[b])], block_out_[b]);
+      if (slot_[b] == kOutputScratch) return out;
       return out.channels(out_offsets_[b][0], block_out_[b][1]);
     };
     for (size_t b = 0; b < blocks_.size(); ++b) {

@@ -31,8 +31,15 @@ class Plan {
   Workspace make_workspace() const;
   // Floats of one workspace's scratch (what make_workspace allocates besides small per-op state).
   size_t workspace_floats() const;
-  // Runs the core. `in` and `out` must have the planned shapes (out may be a view); throws ShapeError
-  // otherwise, and UsageError for a workspace another plan made. Allocates nothing on the reference,
+  // Of those, the floats that hold blocks' outputs between blocks and skip concatenations (the rest is the
+  // kernels' scratch, shared by the blocks one after the other). Buffers are reused once their value is
+  // read for the last time, and a block output that is read before any block writes into the output
+  // tensor is kept in the output tensor itself (so a 4-layer Stacked2dCore with stack -1 needs one
+  // block-sized buffer, not two).
+  size_t activation_floats() const;
+  // Runs the core. `in` and `out` must have the planned shapes (out may be a view) and must not overlap
+  // (out serves as scratch before it receives the result); throws ShapeError for other shapes, and
+  // UsageError for overlapping tensors or a workspace another plan made. Allocates nothing on the reference,
   // gemm and native backends (oneDNN allocates inside its own execute).
   void run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap = nullptr) const;
   // Convenience: allocates the output and a workspace.
@@ -61,9 +68,12 @@ class Plan {
   std::vector<std::vector<size_t>> sources_;       // per block: the blocks whose outputs form its input
   // Wiring.
   std::vector<std::vector<int64_t>> out_offsets_;  // per block: channel offsets in the output (one per stack entry)
-  std::vector<int> slot_;                          // per block: ring slot, or -1 if written into the output
-  int ring_ = 0;
-  size_t slot_floats_ = 0, concat_floats_ = 0, block_scratch_ = 0;
+  // Per block, where its output lives: -1 its channels of the output (a stack block); -2 the whole output
+  // tensor (read by later blocks before any stack block writes there); k >= 0 the workspace buffer at
+  // buffer_offset_[k].
+  std::vector<int> slot_;
+  std::vector<size_t> buffer_offset_;  // floats from the start of the workspace
+  size_t buffers_floats_ = 0, concat_floats_ = 0, block_scratch_ = 0;
 };
 
 class Core {

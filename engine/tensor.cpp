@@ -56,14 +56,17 @@ AlignedBuffer aligned_floats(size_t count) {
     throw ResourceError("cannot allocate " + std::to_string(count) + " floats (more than 2^60 bytes)");
   size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
   if (bytes == 0) bytes = 64;
-  // Large buffers (workspaces, activations) on 2 MiB boundaries and marked for transparent huge pages:
-  // the kernels sweep megabytes per layer, and 4 KiB pages would cost TLB misses.
+  // Large buffers (workspaces, activations, packed weights) on 2 MiB boundaries, their whole 2 MiB pages
+  // marked for transparent huge pages: the kernels sweep megabytes per layer, and 4 KiB pages would cost
+  // TLB misses. Only the whole pages: the tail past the last 2 MiB boundary stays in 4 KiB pages, so that
+  // a buffer's resident size is its own size, not rounded up to 2 MiB (a 4.3 MB FFT weight pack would
+  // otherwise hold 6 MiB; tests/test_tensor.cpp checks this).
   constexpr size_t kHuge = size_t(2) << 20;
   if (bytes >= 2 * kHuge) {
-    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+    bytes = (bytes + 4095) / 4096 * 4096;
     void* p = std::aligned_alloc(kHuge, bytes);
     if (!p) throw ResourceError("out of memory allocating " + std::to_string(bytes) + " bytes");
-    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only; failure is harmless
+    ::madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);  // advice only; failure is harmless
     return AlignedBuffer(static_cast<float*>(p));
   }
   void* p = std::aligned_alloc(64, bytes);

@@ -162,7 +162,8 @@ void register_bench(CLI::App& app, int& status) {
       "the median, min and p99 latency per batch (percentiles interpolated linearly, as numpy does), the "
       "time per image, the convolution GFLOP of one batch, GFLOP/s at the median and its fraction of the "
       "machine's single-precision FMA peak, which is measured first by a built-in probe with the same "
-      "thread count, and the process's peak resident memory (getrusage).\n"
+      "thread count, the process's peak resident memory and the page faults during the timed runs (getrusage; "
+      "0 when every buffer was touched in the warm-up, so no page zeroing in a steady forward).\n"
       "Each convolution is listed with the algorithm and ISA it ran with (the JSON's convs).\n"
       "Fixed overhead: the same core, batch 1, on the smallest square image it accepts (almost no arithmetic) is "
       "timed max(--runs, 20) times after the main runs; its min and median are what a forward costs besides "
@@ -221,7 +222,7 @@ void register_bench(CLI::App& app, int& status) {
   cmd->add_flag("--json", args->json,
                 "Print one JSON object: core, batch, threads, backend, winograd, median_ms, min_ms, p99_ms, "
                 "gflop, gflops (direct-equivalent, see above; flops_basis says so), peak_gflops, "
-                "peak_fraction, peak_rss_mb, isa, cpu_isa, cpu_model, convs (each convolution: layer, parameters, "
+                "peak_fraction, peak_rss_mb, page_faults_timed (page faults during the timed runs), isa, cpu_isa, cpu_model, convs (each convolution: layer, parameters, "
                 "input_shape, backend, algorithm, isa), overhead (fixed cost of a forward) and more");
   cmd->callback([args, &status] {
     const Args& a = *args;
@@ -299,6 +300,7 @@ void register_bench(CLI::App& app, int& status) {
     }
     std::vector<double> ms;
     ms.reserve(size_t(a.runs));
+    const long faults_before = bench::page_faults();
     for (int r = 0; r < a.runs; ++r) {
       report("run", r + 1, a.runs);
       next_block = 0;
@@ -307,6 +309,8 @@ void register_bench(CLI::App& app, int& status) {
       plan->run(input, output, ws, tap_ptr);
       ms.push_back(bench::ms_since(t0));
     }
+    // Page faults during the timed runs (0 when the warm-up touched every buffer: no page zeroing then).
+    const long run_faults = bench::page_faults() - faults_before;
     const double rss = bench::peak_rss_mb();  // before the overhead plan adds its buffers
 
     // The fixed overhead: the same prepared core, batch 1, on its smallest image, same threads.
@@ -386,6 +390,7 @@ void register_bench(CLI::App& app, int& status) {
                 {"peak_isa", peak.isa},
                 {"peak_fraction", fraction},
                 {"peak_rss_mb", rss},
+                {"page_faults_timed", run_faults},
                 {"pretrained_overridden", bc.pretrained_overridden},
                 {"times_ms", ms},
                 {"convs", convs_json(convs)}};
@@ -437,7 +442,7 @@ void register_bench(CLI::App& app, int& status) {
             "and %% of peak overstate the arithmetic done (--no-winograd times direct summation)\n");
       std::printf("FMA peak: %.1f GFLOP/s (%s, %d thread%s, measured by the built-in probe)\n", peak.gflops,
                   peak.isa.c_str(), peak.threads, peak.threads == 1 ? "" : "s");
-      std::printf("peak RSS: %.1f MB\n", rss);
+      std::printf("peak RSS: %.1f MB; page faults during the timed runs: %ld\n", rss, run_faults);
       std::printf("CPU: %s\n", cpu_model_name().c_str());
       if (side > 0)
         std::printf(

@@ -69,8 +69,9 @@ class NPCORE_API CoreHandle {
   // Runs the core on `input` (NCHW float32, C order, shape `input_shape`) and writes the output
   // (output_shape(input_shape), C order) to `output`, which holds `output_floats` floats. After the first
   // call for a shape (or prepare()), a call allocates nothing on the native, gemm and reference backends.
-  // Throws UsageError for a null pointer or too small an output, ShapeError for a shape the core cannot
-  // take. Not safe to call on one handle from two threads at once: give each thread its own handle.
+  // `output` must not overlap `input` (it holds intermediate block outputs during the call). Throws
+  // UsageError for a null pointer, too small an output or one overlapping the input, ShapeError for a shape
+  // the core cannot take. Not safe to call on one handle from two threads at once: give each thread its own handle.
   void forward(const float* input, const Shape4& input_shape, float* output, size_t output_floats);
   // Convenience: allocates and returns the output.
   std::vector<float> forward(const float* input, const Shape4& input_shape);

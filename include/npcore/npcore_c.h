@@ -74,8 +74,9 @@ NPCORE_API npcore_status npcore_core_output_shape(const npcore_core* core, const
 NPCORE_API npcore_status npcore_core_prepare(npcore_core* core, const int64_t input_shape[4]);
 
 /* Runs the core: input NCHW float32 in C order with shape input_shape; the output (output_shape(...), C
- * order) goes to `output`, which holds output_floats floats. Allocation-free after the first call for a
- * shape (native, gemm, reference backends). */
+ * order) goes to `output`, which holds output_floats floats and must not overlap `input` (it holds
+ * intermediate block outputs during the call). Allocation-free after the first call for a shape (native,
+ * gemm, reference backends). */
 NPCORE_API npcore_status npcore_core_forward(npcore_core* core, const float* input,
                                              const int64_t input_shape[4], float* output,
                                              size_t output_floats);
