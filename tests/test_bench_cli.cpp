@@ -112,6 +112,9 @@ TEST_CASE("bench: --json has every required field with consistent values", "[ben
   CHECK(double(j["peak_fraction"]) == Approx(double(j["gflops"]) / double(j["peak_gflops"])).epsilon(1e-9));
   CHECK(double(j["peak_rss_mb"]) > 1);
   CHECK(double(j["peak_rss_mb"]) < 1e5);
+  // The warm-up touched every buffer: the timed runs fault no page in (no page zeroing).
+  REQUIRE(j.contains("page_faults_timed"));
+  if (!npcore::test::numa_balancing()) CHECK(j["page_faults_timed"] == 0);
   CHECK_FALSE(j.contains("layers"));
 }
 

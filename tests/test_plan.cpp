@@ -7,7 +7,6 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
 #include <new>
 #include <thread>
 
@@ -60,14 +59,6 @@ long page_faults() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_minflt + ru.ru_majflt;
-}
-
-// Automatic NUMA balancing unmaps pages now and then to see who touches them: its hinting faults would be
-// counted as page faults of a run that touches no new memory.
-bool numa_balancing() {
-  std::ifstream f("/proc/sys/kernel/numa_balancing");
-  int v = 0;
-  return f >> v && v != 0;
 }
 
 std::unique_ptr<Core> prepared_core(const CoreCase& c, Backend b) {
@@ -206,7 +197,7 @@ TEST_CASE("a steady-state run allocates nothing", "[plan]") {
         }
         INFO(n << " heap allocations during the second run, " << n3 << " during the third");
         // Nor does it touch fresh memory (no page the kernel must zero): every buffer was touched before.
-        if (b != Backend::OneDnn && !numa_balancing()) CHECK(faults == 0);
+        if (b != Backend::OneDnn && !test::numa_balancing()) CHECK(faults == 0);
         if (b == Backend::OneDnn) {
           // oneDNN allocates inside its execute path (its per-call argument map, and the packing buffers
           // of its gemm-based convolution), which the engine cannot route into the workspace. What the

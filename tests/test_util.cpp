@@ -53,6 +53,12 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float scale) {
   return t;
 }
 
+bool numa_balancing() {
+  std::ifstream f("/proc/sys/kernel/numa_balancing");
+  int v = 0;
+  return f >> v && v != 0;
+}
+
 double normalised_error(const Tensor& a, const Tensor& b) {
   return compare_tensors("", a, b).normalised;
 }

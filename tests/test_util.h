@@ -27,6 +27,10 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0f);
 // max|a - b| / max|b| (max|a - b| if b is all zero); infinity on shape mismatch or non-finite a.
 // compare_tensors (cores/ref_case.h) computes it: the tests judge closeness as `npcore check` does.
 double normalised_error(const Tensor& a, const Tensor& b);
+// Whether Linux's automatic NUMA balancing is on: it unmaps pages now and then to see who touches them, and
+// its hinting faults count as page faults of code that touches no new memory (tests of "no page faults"
+// skip that check then).
+bool numa_balancing();
 
 // A fresh folder under the system's temporary folder, removed with its contents on destruction.
 class TempDir {
