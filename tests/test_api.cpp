@@ -85,6 +85,10 @@ TEST_CASE("CoreHandle misuse and bad input give the public error classes with cl
   CHECK_THROWS_WITH(core.forward(x.data(), {1, 1, 64, 96}, y.data(), y.size() - 1),
                     Contains("output buffer holds 1535 floats") && Contains("needs 1536"));
   CHECK_THROWS_AS(core.forward(x.data(), {1, 2, 64, 96}, y.data(), y.size()), npcore::ShapeError);
+  // The output holds intermediate block outputs during the call: it must not overlap the input.
+  CHECK_THROWS_AS(core.forward(x.data(), {1, 1, 64, 96}, x.data() + 100, y.size()), npcore::UsageError);
+  CHECK_THROWS_WITH(core.forward(x.data(), {1, 1, 64, 96}, x.data() + 100, y.size()),
+                    Contains("output overlaps the input"));
   CHECK_THROWS_WITH(core.output_shape({1, 1, 0, 96}), Contains("must be >= 1"));
   npcore::CoreOptions bad;
   bad.backend = "fastest";
