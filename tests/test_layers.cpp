@@ -14,6 +14,7 @@
 #include "layers/batch_norm2d.h"
 #include "layers/conv2d.h"
 #include "layers/depth_separable_conv2d.h"
+#include "layers/max_pool2d.h"
 #include "layers/sequential.h"
 #include "layers/squeeze_excitation.h"
 #include "tests/test_util.h"
@@ -253,6 +254,39 @@ TEST_CASE("Sequential fusion: conv + norm + bias/scale + activation fused equals
         const Tensor unfused = run_layer(*seq, x, options(b, false));
         const Tensor fused = run_layer(*seq, x, options(b, true));
         CHECK(seq->stage_names().front() == c.fused_stage);
+        const double e1 = test::normalised_error(fused, unfused), e2 = test::normalised_error(fused, oracle);
+        INFO("fused vs unfused " << e1 << ", fused vs reference unfused " << e2 << " (bound 1e-5)");
+        CHECK(e1 <= 1e-5);
+        CHECK(e2 <= 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("Sequential fusion: conv + ReLU + 2x2 max pool (VGG) fused equals unfused", "[layers]") {
+  // The native backend absorbs the pool into the conv: its Winograd kernel pools in the output transform
+  // (16 -> 16 channels on AVX2/AVX-512), another algorithm pools after the conv (6 -> 16 channels: direct;
+  // every conv on the generic ISA). The other backends keep the pool as its own stage.
+  const std::string L = "features.TransferLearning";
+  for (int64_t in_ch : {6, 16}) {
+    const Tensor x = test::random_tensor({2, in_ch, 11, 13}, 22);  // odd sizes: floor pooling drops a row and column
+    for (Backend b : all_backends()) {
+      DYNAMIC_SECTION(in_ch << " input channels on " << backend_name(b)) {
+        Sequential seq(L);
+        seq.add(std::make_unique<Conv2d>(L + ".2", Conv2dParams::square(in_ch, 16, 3, 1, 1)));
+        seq.add(std::make_unique<ActivationLayer>(L + ".3", "ReLU", Activation{ActKind::ReLU}));
+        seq.add(std::make_unique<MaxPool2d>(L + ".4", MaxPool2dParams::square(2)));
+        load_random(seq, 200);
+        const Tensor oracle = run_layer(seq, x, options(Backend::Reference, false));
+        const Tensor unfused = run_layer(seq, x, options(b, false));
+        CHECK(seq.stage_names().size() == 3);
+        const Tensor fused = run_layer(seq, x, options(b, true));
+        REQUIRE(fused.shape() == Shape{2, 16, 5, 6});
+        if (b == Backend::Native) {
+          CHECK(seq.stage_names() == std::vector<std::string>{L + ".2+3+4"});
+        } else {
+          CHECK(seq.stage_names() == std::vector<std::string>{L + ".2+3", L + ".4"});
+        }
         const double e1 = test::normalised_error(fused, unfused), e2 = test::normalised_error(fused, oracle);
         INFO("fused vs unfused " << e1 << ", fused vs reference unfused " << e2 << " (bound 1e-5)");
         CHECK(e1 <= 1e-5);
