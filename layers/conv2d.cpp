@@ -125,6 +125,23 @@ void Conv2d::absorb_max_pool(const MaxPool2dParams& p) {
   has_pool_ = true;
 }
 
+void Conv2d::fuse(const EngineOptions& opt) {
+  // The algorithm choice depends on the parameters and options only (not the input's size), so this is
+  // what make_op will find; where it is not (another ISA at plan time), make_op pools after the conv.
+  ConvSpec s;
+  s.params = p_;
+  s.allow_winograd = opt.winograd;
+  s.precision = opt.precision;
+  s.isa = opt.isa;
+  kernel_pools_ = false;
+  if (opt.backend != Backend::Native) return;
+  try {
+    kernel_pools_ = native_pools(s, Shape{1, p_.in_channels, 8, 8});
+  } catch (const ConfigError&) {
+    // An ISA this CPU lacks: plan() says so, naming the option; nothing to fuse.
+  }
+}
+
 void Conv2d::reset_fusion() {
   affine_ = ChannelAffine();
   act_ = Activation();
@@ -195,7 +212,7 @@ std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) c
       runs[0].params = spec.params;
       return make_kernel_op(make_conv_kernel(opt.backend, spec, in), p_.flops(in), std::move(runs), in, pooled);
     }
-    // Another algorithm: the conv into scratch, then the pool layer's op.
+    // Another algorithm (options other than fuse()'s): the conv into scratch, then the pool layer's op.
     return std::make_unique<ConvPoolOp>(unpooled_op(spec, in, opt), MaxPool2d(label(), pool_).plan(output_shape(in), opt));
   }
   return unpooled_op(spec, in, opt);

@@ -31,11 +31,13 @@ class Conv2d : public Layer {
 
   bool can_absorb_affine() const override { return !has_act_ && !has_pool_; }
   bool can_absorb_activation() const override { return !has_act_ && !has_pool_; }
-  bool can_absorb_max_pool() const override { return !has_pool_; }
+  // Only where the kernel will pool (the native Winograd kernel, as fuse() found for the options).
+  bool can_absorb_max_pool() const override { return kernel_pools_ && !has_pool_; }
   void absorb_affine(const ChannelAffine& a) override;
   void absorb_activation(const Activation& a) override;
   void absorb_max_pool(const MaxPool2dParams& p) override;
   void reset_fusion() override;
+  void fuse(const EngineOptions& opt) override;
 
   void prepare(const EngineOptions& opt) override;
   // What its kernel computes after prepare(): folded weight and bias, absorbed activation, the options'
@@ -56,6 +58,7 @@ class Conv2d : public Layer {
   bool has_act_ = false;
   MaxPool2dParams pool_;                // absorbed (has_pool_), after the activation
   bool has_pool_ = false;
+  bool kernel_pools_ = false;           // fuse(): the native kernel for these options can pool
   Tensor folded_weight_, folded_bias_;  // made by prepare()
   // The packed forms of the folded weights, made by the first kernel that needs each and shared by every
   // kernel (any input shape, any thread); replaced by prepare(), so older kernels keep their own.
