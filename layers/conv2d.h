@@ -1,8 +1,8 @@
 #pragma once
 // torch.nn.Conv2d, plus what fusion folds into it: a following per-channel affine (eval BatchNorm,
 // Bias2D, Scale2D) goes into the weights and bias at prepare(); a following activation runs in the
-// kernel's epilogue; a 2x2 max pool after those (native backend only, see Sequential::fuse) runs in the
-// Winograd kernel's output transform, or after the conv where another algorithm runs.
+// kernel's epilogue; a 2x2 max pool after those (native backend only, where its Winograd kernel runs: see
+// fuse()) runs in that kernel's output transform.
 #include <memory>
 
 #include "engine/packed_weights.h"
