@@ -105,6 +105,9 @@ std::unique_ptr<ConvKernel> make_conv_kernel(Backend backend, const ConvSpec& sp
   std::string why;
   if (!conv_supported(backend, spec, in, &why))
     throw BackendError(std::string(backend_name(backend)) + " cannot run " + spec.params.str() + ": " + why);
+  if (spec.pool_2x2 && backend != Backend::Native)
+    throw UsageError(std::string(backend_name(backend)) + " conv " + spec.params.str() +
+                     ": a fused 2x2 max pool is the native backend's only");
   switch (backend) {
     case Backend::Reference: return make_reference_conv(spec, in);
     case Backend::Gemm: return make_gemm_conv(spec, in);

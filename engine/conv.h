@@ -65,6 +65,10 @@ struct ConvSpec {
   // The packed forms of these weights made so far, shared by the kernels of every input shape (the
   // owning layer's; engine/packed_weights.h). Null: the kernel packs a private copy.
   WeightPacks* packs = nullptr;
+  // The output is the conv's (activated) output max-pooled by 2x2 windows at stride 2 (MaxPool2d(2, 2),
+  // floor mode): a following pooling layer absorbed by fusion. Only the native backend's Winograd kernel
+  // takes it (native_pools); make_conv_kernel refuses it for every other choice.
+  bool pool_2x2 = false;
 };
 
 // reference: direct loops, the oracle. gemm: im2col + Eigen. onednn: oneDNN's primitive. native: the
@@ -129,6 +133,8 @@ std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, con
 // The algorithm the native backend picks for this convolution: "fft", "winograd", "pointwise", "depthwise",
 // "direct" or "gemm", and the ISA it runs with (resolved from spec.isa).
 std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa = nullptr);
+// True if the native backend can compute this conv on `in` with ConvSpec::pool_2x2 (its Winograd kernel).
+bool native_pools(const ConvSpec& spec, const Shape& in);
 
 // Runs a convolution once with a temporary workspace (tests, tools; not for steady-state use).
 void conv_once(Backend backend, const ConvSpec& spec, const Tensor& in, Tensor& out);

@@ -80,6 +80,10 @@ std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa) {
   }
 }
 
+bool native_pools(const ConvSpec& spec, const Shape& in) {
+  return choose(spec, in, native::kernels(resolve_isa(spec.isa))) == Algo::Winograd;
+}
+
 std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
                                                         const Shape& in) {
   const native::Kernels* k = native::kernels(dw.isa);
@@ -100,7 +104,11 @@ std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, con
 
 std::unique_ptr<ConvKernel> make_native_conv(const ConvSpec& spec, const Shape& in) {
   const native::Kernels* k = native::kernels(spec.isa);
-  switch (choose(spec, in, k)) {
+  const Algo algo = choose(spec, in, k);
+  if (spec.pool_2x2 && algo != Algo::Winograd)
+    throw UsageError("native conv " + spec.params.str() + ": a fused 2x2 max pool needs the Winograd kernel, " +
+                     "this conv runs " + native_algorithm(spec, in));
+  switch (algo) {
     case Algo::Fft: return k->fft(spec, in);
     case Algo::Winograd: return k->winograd(spec, in);
     case Algo::Pointwise: return k->pointwise(spec, in);

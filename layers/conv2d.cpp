@@ -1,5 +1,6 @@
 #include "layers/conv2d.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/error.h"
@@ -27,6 +28,32 @@ class KernelOp final : public Op {
   std::unique_ptr<ConvKernel> k_;
   double flops_;
   std::vector<ConvRun> runs_;
+};
+
+// A conv whose absorbed max pool its kernel cannot do: the conv into scratch, then the pool into out.
+class ConvPoolOp final : public Op {
+ public:
+  ConvPoolOp(std::unique_ptr<Op> conv, std::unique_ptr<Op> pool) : conv_(std::move(conv)), pool_(std::move(pool)) {
+    in_shape = conv_->in_shape;
+    out_shape = pool_->out_shape;
+  }
+  size_t scratch_floats() const override {
+    return mid_floats() + std::max(conv_->scratch_floats(), pool_->scratch_floats());
+  }
+  std::unique_ptr<RunState> make_state() const override { return conv_->make_state(); }
+  double conv_flops() const override { return conv_->conv_flops(); }
+  void list_convs(std::vector<ConvRun>& out) const override { conv_->list_convs(out); }
+
+ protected:
+  void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {
+    Tensor mid = Tensor::wrap(scratch, conv_->out_shape);
+    conv_->run(in, mid, scratch + mid_floats(), state);
+    pool_->run(mid, out, scratch + mid_floats(), nullptr);
+  }
+
+ private:
+  size_t mid_floats() const { return round_floats(size_t(conv_->out_shape.numel())); }
+  std::unique_ptr<Op> conv_, pool_;
 };
 
 }  // namespace
@@ -93,10 +120,33 @@ void Conv2d::absorb_activation(const Activation& a) {
   has_act_ = true;
 }
 
+void Conv2d::absorb_max_pool(const MaxPool2dParams& p) {
+  pool_ = p;
+  has_pool_ = true;
+}
+
+void Conv2d::fuse(const EngineOptions& opt) {
+  // The algorithm choice depends on the parameters and options only (not the input's size), so this is
+  // what make_op will find; where it is not (another ISA at plan time), make_op pools after the conv.
+  ConvSpec s;
+  s.params = p_;
+  s.allow_winograd = opt.winograd;
+  s.precision = opt.precision;
+  s.isa = opt.isa;
+  kernel_pools_ = false;
+  if (opt.backend != Backend::Native) return;
+  try {
+    kernel_pools_ = native_pools(s, Shape{1, p_.in_channels, 8, 8});
+  } catch (const ConfigError&) {
+    // An ISA this CPU lacks: plan() says so, naming the option; nothing to fuse.
+  }
+}
+
 void Conv2d::reset_fusion() {
   affine_ = ChannelAffine();
   act_ = Activation();
   has_act_ = false;
+  has_pool_ = false;
   prepared_ = false;
 }
 
@@ -151,7 +201,24 @@ ConvRun Conv2d::conv_run(const Shape& in, Backend backend, std::string algorithm
 }
 
 std::unique_ptr<Op> Conv2d::make_op(const Shape& in, const EngineOptions& opt) const {
-  const ConvSpec spec = this->spec(opt);
+  ConvSpec spec = this->spec(opt);
+  if (has_pool_) {
+    const Shape pooled = pool_.output_shape(output_shape(in), label());
+    if (opt.backend == Backend::Native && native_pools(spec, in)) {
+      spec.pool_2x2 = true;
+      Isa isa = Isa::Generic;
+      std::string algorithm = native_algorithm(spec, in, &isa);
+      std::vector<ConvRun> runs{conv_run(in, opt.backend, std::move(algorithm), isa)};
+      runs[0].params = spec.params;
+      return make_kernel_op(make_conv_kernel(opt.backend, spec, in), p_.flops(in), std::move(runs), in, pooled);
+    }
+    // Another algorithm (options other than fuse()'s): the conv into scratch, then the pool layer's op.
+    return std::make_unique<ConvPoolOp>(unpooled_op(spec, in, opt), MaxPool2d(label(), pool_).plan(output_shape(in), opt));
+  }
+  return unpooled_op(spec, in, opt);
+}
+
+std::unique_ptr<Op> Conv2d::unpooled_op(const ConvSpec& spec, const Shape& in, const EngineOptions& opt) const {
   // Whatever name the native backend gives its choice (native_algorithm), so that new algorithms show up
   // in reports without a list here.
   Isa isa = Isa::Generic;

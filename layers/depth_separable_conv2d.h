@@ -15,6 +15,8 @@ class DepthSeparableConv2d : public Sequential {
   // in_channels and groups are set to out_channels here) and whether all three convs have a bias.
   DepthSeparableConv2d(std::string name, int64_t in_channels, Conv2dParams spatial);
   const char* type() const override { return "DepthSeparableConv2d"; }
+  // Its fused kernel has no pooling epilogue.
+  bool can_absorb_max_pool() const override { return false; }
 
  protected:
   std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;

@@ -4,7 +4,7 @@
 //   output_shape (validates)  ->  declare + load (strict)  or  init (deterministic)
 //   ->  prepare (fold, fuse; once)  ->  plan (kernels for one input shape)  ->  Op::run (many times)
 // Fusion: a producer (a conv) may absorb the per-channel affine layers (BatchNorm, Bias2D, Scale2D) and
-// the activation that follow it; Sequential decides, layers only say what they are.
+// the activation that follow it, and then a 2x2 max pool; Sequential decides, layers only say what they are.
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +18,7 @@
 namespace npcore {
 
 class StateDict;
+struct MaxPool2dParams;
 class WeightSpec;
 class Rng;
 
@@ -103,6 +104,10 @@ class Layer {
   virtual bool can_absorb_activation() const { return false; }
   virtual void absorb_affine(const ChannelAffine& a) {}
   virtual void absorb_activation(const Activation& a) {}
+  // A 2x2 stride-2 max pool (as_max_pool_2x2) after the producer's output; nothing is absorbed after it.
+  virtual bool as_max_pool_2x2(MaxPool2dParams* out) const { return false; }
+  virtual bool can_absorb_max_pool() const { return false; }
+  virtual void absorb_max_pool(const MaxPool2dParams& p) {}
   // Forgets what was absorbed (called before fusion decisions are made again).
   virtual void reset_fusion() {}
   // Makes fusion decisions inside this layer (Sequential); called top-down once, before prepare().

@@ -128,4 +128,13 @@ std::unique_ptr<Op> MaxPool2d::make_op(const Shape& in, const EngineOptions& opt
   return op;
 }
 
+bool MaxPool2d::as_max_pool_2x2(MaxPool2dParams* out) const {
+  const MaxPool2dParams& p = p_;
+  if (p.kernel_h != 2 || p.kernel_w != 2 || p.stride_h != 2 || p.stride_w != 2 || p.pad_h != 0 || p.pad_w != 0 ||
+      p.dilation_h != 1 || p.dilation_w != 1 || p.ceil_mode)
+    return false;
+  if (out) *out = p;
+  return true;
+}
+
 }  // namespace npcore

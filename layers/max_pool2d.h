@@ -30,6 +30,8 @@ class MaxPool2d : public Layer {
   const char* type() const override { return "MaxPool2d"; }
   const MaxPool2dParams& params() const { return p_; }
   Shape output_shape(const Shape& in) const override { return p_.output_shape(in, label()); }
+  // Kernel 2, stride 2, no padding, no dilation, floor mode: what a conv's kernel can pool (Conv2d).
+  bool as_max_pool_2x2(MaxPool2dParams* out) const override;
   std::unique_ptr<Op> make_op(const Shape& in, const EngineOptions& opt) const override;
 
  private:

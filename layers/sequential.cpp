@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "layers/max_pool2d.h"
 
 namespace npcore {
 namespace {
@@ -94,6 +95,8 @@ bool Sequential::can_absorb_affine() const { return tail_open() && children_[act
 bool Sequential::can_absorb_activation() const {
   return tail_open() && children_[active_.back()]->can_absorb_activation();
 }
+bool Sequential::can_absorb_max_pool() const { return tail_open() && children_[active_.back()]->can_absorb_max_pool(); }
+void Sequential::absorb_max_pool(const MaxPool2dParams& p) { children_[active_.back()]->absorb_max_pool(p); }
 void Sequential::absorb_affine(const ChannelAffine& a) { children_[active_.back()]->absorb_affine(a); }
 void Sequential::absorb_activation(const Activation& a) { children_[active_.back()]->absorb_activation(a); }
 
@@ -121,6 +124,15 @@ void Sequential::fuse(const EngineOptions& opt) {
       }
       if (c.as_activation(&act) && prod.can_absorb_activation()) {
         prod.absorb_activation(act);
+        absorbed_.back().push_back(i);
+        continue;
+      }
+      // A max pool only for the native backend (its Winograd kernel pools in its output transform; other
+      // algorithms pool after the conv, as the unfused layers would), so that the other backends stay the
+      // unfused reference.
+      MaxPool2dParams pool;
+      if (opt.backend == Backend::Native && c.as_max_pool_2x2(&pool) && prod.can_absorb_max_pool()) {
+        prod.absorb_max_pool(pool);
         absorbed_.back().push_back(i);
         continue;
       }

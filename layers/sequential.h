@@ -26,6 +26,8 @@ class Sequential : public Layer {
   bool can_absorb_activation() const override;
   void absorb_affine(const ChannelAffine& a) override;
   void absorb_activation(const Activation& a) override;
+  bool can_absorb_max_pool() const override;
+  void absorb_max_pool(const MaxPool2dParams& p) override;
   void reset_fusion() override;
   void fuse(const EngineOptions& opt) override;
 

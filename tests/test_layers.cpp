@@ -14,6 +14,7 @@
 #include "layers/batch_norm2d.h"
 #include "layers/conv2d.h"
 #include "layers/depth_separable_conv2d.h"
+#include "layers/max_pool2d.h"
 #include "layers/sequential.h"
 #include "layers/squeeze_excitation.h"
 #include "tests/test_util.h"
@@ -257,6 +258,56 @@ TEST_CASE("Sequential fusion: conv + norm + bias/scale + activation fused equals
         INFO("fused vs unfused " << e1 << ", fused vs reference unfused " << e2 << " (bound 1e-5)");
         CHECK(e1 <= 1e-5);
         CHECK(e2 <= 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("Sequential fusion: conv + ReLU + 2x2 max pool (VGG) fused equals unfused", "[layers]") {
+  // The native backend absorbs the pool into the conv: its Winograd kernel pools in the output transform
+  // (16 -> 16 channels on AVX2/AVX-512), another algorithm pools after the conv (6 -> 16 channels: direct;
+  // every conv on the generic ISA). The other backends keep the pool as its own stage.
+  const std::string L = "features.TransferLearning";
+  for (int64_t in_ch : {6, 16}) {
+    const Tensor x = test::random_tensor({2, in_ch, 11, 13}, 22);  // odd sizes: floor pooling drops a row and column
+    for (Backend b : all_backends()) {
+      DYNAMIC_SECTION(in_ch << " input channels on " << backend_name(b)) {
+        Sequential seq(L);
+        seq.add(std::make_unique<Conv2d>(L + ".2", Conv2dParams::square(in_ch, 16, 3, 1, 1)));
+        seq.add(std::make_unique<ActivationLayer>(L + ".3", "ReLU", Activation{ActKind::ReLU}));
+        seq.add(std::make_unique<MaxPool2d>(L + ".4", MaxPool2dParams::square(2)));
+        load_random(seq, 200);
+        const Tensor oracle = run_layer(seq, x, options(Backend::Reference, false));
+        const Tensor unfused = run_layer(seq, x, options(b, false));
+        CHECK(seq.stage_names().size() == 3);
+        const Tensor fused = run_layer(seq, x, options(b, true));
+        REQUIRE(fused.shape() == Shape{2, 16, 5, 6});
+        // Absorbed only where the kernel pools: native Winograd (>= 16 channels, not the generic ISA).
+        if (b == Backend::Native && in_ch >= 16 && resolve_isa(Isa::Auto) != Isa::Generic) {
+          CHECK(seq.stage_names() == std::vector<std::string>{L + ".2+3+4"});
+        } else {
+          CHECK(seq.stage_names() == std::vector<std::string>{L + ".2+3", L + ".4"});
+        }
+        const double e1 = test::normalised_error(fused, unfused), e2 = test::normalised_error(fused, oracle);
+        INFO("fused vs unfused " << e1 << ", fused vs reference unfused " << e2 << " (bound 1e-5)");
+        CHECK(e1 <= 1e-5);
+        CHECK(e2 <= 1e-5);
+
+        // Fused for a vector ISA, planned for the generic one (no Winograd there): the op pools after
+        // the conv, with the same result.
+        if (b == Backend::Native && in_ch >= 16 && cpu_supports(Isa::Avx2)) {
+          EngineOptions fuse_opt = options(b, true), plan_opt = options(b, true);
+          fuse_opt.isa = Isa::Avx2;
+          plan_opt.isa = Isa::Generic;
+          prepare_layer(seq, fuse_opt);
+          CHECK(seq.stage_names() == std::vector<std::string>{L + ".2+3+4"});
+          auto op = seq.plan(x.shape(), plan_opt);
+          Tensor y(op->out_shape);
+          AlignedBuffer scratch = aligned_floats(op->scratch_floats());
+          auto state = op->make_state();
+          op->run(x, y, scratch.get(), state.get());
+          CHECK(test::normalised_error(y, oracle) <= 1e-5);
+        }
       }
     }
   }

@@ -2,6 +2,7 @@
 // kernel agrees with the reference kernel over awkward shapes (odd sizes, partial tile vectors, channel
 // counts that are not multiples of the micro-tile, batches, strided views, every activation).
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <type_traits>
@@ -152,4 +153,74 @@ TEST_CASE("the kernels' compile-time transforms equal the constructed ones", "[w
   check(std::integral_constant<int, 4>{}, 3);
   check(std::integral_constant<int, 6>{}, 5);
   check(std::integral_constant<int, 8>{}, 7);
+}
+
+TEST_CASE("native Winograd kernel with a fused 2x2 max pool agrees with the reference conv, then pooling",
+          "[winograd]") {
+  // ConvSpec::pool_2x2: the output transform keeps the maximum of each tile's 2 x 2 activated pixels.
+  const WinoCase cases[] = {
+      {1, 64, 128, 3, 18, 32, 1, {ActKind::ReLU}},                     // VGG-like
+      {2, 17, 19, 3, 9, 101, 1, {ActKind::ReLU}},                      // odd sizes (last row and column dropped), batch 2
+      {3, 20, 36, 3, 5, 6, 1, {ActKind::ELU, 1.0f, 0.3f, -0.2f}},      // small image, one partial tile vector
+      {1, 16, 24, 3, 11, 37, 0, {ActKind::None}},                      // no padding: 9x35 conv output
+      {1, 19, 17, 3, 14, 30, 1, {ActKind::Log1Exp, 1.0f, 0.5f, 0.0f}},  // scalar-only activation, before the max
+      {1, 16, 16, 3, 3, 3, 1, {ActKind::ReLU}},                        // 1x1 pooled output
+      {1, 16, 16, 7, 13, 21, 3, {ActKind::ELU}},                       // F(2x2, 7x7): the kernel alone
+  };
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (!cpu_supports(isa)) {
+      WARN("Winograd kernel with max pool, ISA " << isa_name(isa) << ": not run on this CPU");
+      continue;
+    }
+    for (const WinoCase& c : cases) {
+      Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad);
+      const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 31);
+      const Tensor wt = test::random_tensor(p.weight_shape(), 32, 1.0f / float(c.k * std::sqrt(double(c.ic))));
+      const Tensor b = test::random_tensor({c.oc}, 33, 0.1f);
+      ConvSpec spec{p, wt.data(), b.data(), c.act};
+      spec.precision = Precision::Fast;
+      spec.isa = isa;
+      const Shape os = p.output_shape(x.shape(), "test");
+      const Shape ps{os[0], os[1], os[2] / 2, os[3] / 2};
+      INFO(isa_name(isa) << ": " << p.str() << " on " << x.shape().str() << ", " << c.act.str());
+      Tensor conv(os), ref(ps), got(ps);
+      conv_once(Backend::Reference, spec, x, conv);
+      for (int64_t n = 0; n < ps[0]; ++n)
+        for (int64_t ch = 0; ch < ps[1]; ++ch)
+          for (int64_t i = 0; i < ps[2]; ++i)
+            for (int64_t j = 0; j < ps[3]; ++j) {
+              const float* q = conv.image(n) + (ch * os[2] + 2 * i) * os[3] + 2 * j;
+              ref.image(n)[(ch * ps[2] + i) * ps[3] + j] = std::max({q[0], q[1], q[os[3]], q[os[3] + 1]});
+            }
+      spec.pool_2x2 = true;
+      // The backend runs 7x7 convs with the FFT (no pool), so only the kernel itself pools those.
+      CHECK(native_pools(spec, x.shape()) == (c.k == 3));
+      got.fill(NAN);
+      run_winograd(spec, x, got);
+      const double err = test::normalised_error(got, ref);
+      CAPTURE(err);
+      CHECK(err <= (c.k == 7 ? 2e-5 : 5e-6));
+      // Through the backend's factory, and into a channel range of a bigger output (strided view).
+      Tensor big_out({c.n, c.oc + 5, ps[2], ps[3]});
+      big_out.fill(NAN);
+      Tensor view_out = big_out.channels(4, c.oc);
+      if (c.k == 3)
+        conv_once(Backend::Native, spec, x, view_out);
+      else
+        run_winograd(spec, x, view_out);
+      CHECK(test::normalised_error(view_out, got) == 0.0);
+      CHECK(std::isnan(big_out.channels(0, 4).data()[0]));
+    }
+  }
+  // Every other choice refuses the fused pool rather than ignoring it.
+  Conv2dParams p = Conv2dParams::square(16, 16, 3, 1, 1);
+  const Tensor x = test::random_tensor({1, 16, 8, 8}, 34);
+  const Tensor wt = test::random_tensor(p.weight_shape(), 35, 0.1f);
+  ConvSpec spec{p, wt.data(), nullptr, {ActKind::ReLU}};
+  spec.pool_2x2 = true;
+  Tensor y({1, 16, 4, 4});
+  CHECK_THROWS_WITH(conv_once(Backend::Reference, spec, x, y), Catch::Contains("fused 2x2 max pool"));
+  spec.allow_winograd = false;
+  CHECK_FALSE(native_pools(spec, x.shape()));
+  CHECK_THROWS_WITH(conv_once(Backend::Native, spec, x, y), Catch::Contains("fused 2x2 max pool"));
 }

@@ -111,6 +111,14 @@ class Epilogue {
   NPCORE_INLINE typename V::reg apply(typename V::reg acc, typename V::reg shift) const {
     return vector_ ? act_ps<V>(act_, acc, shift, V::set1(act_.out_shift)) : V::sub(acc, shift);
   }
+  // apply() and, for an activation apply() leaves to finish(), that activation too (through memory).
+  NPCORE_INLINE typename V::reg apply_all(typename V::reg acc, typename V::reg shift) const {
+    if (vector_) return act_ps<V>(act_, acc, shift, V::set1(act_.out_shift));
+    alignas(64) float v[V::W];
+    V::store(v, V::sub(acc, shift));
+    apply_activation_scalar(scalar_, v, V::W);
+    return V::load(v);
+  }
   // After storing n values of one channel at dst: the activation, if apply() could not.
   void finish(float* dst, int64_t n) const {
     if (!vector_) apply_activation_scalar(scalar_, dst, n);

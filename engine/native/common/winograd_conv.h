@@ -3,12 +3,16 @@
 //   input transform   V[p][ic][t] = (B^T d_t,ic B)[p]        p < alpha^2, d an alpha x alpha input patch
 //   alpha^2 GEMMs      M[p][oc][t] = sum_ic U[p][oc][ic] V[p][ic][t]     U = G g G^T, made at creation
 //   output transform  y_t,oc = A^T M[.][oc][t] A (2 x 2 pixels), + bias, activation, store
+// With ConvSpec::pool_2x2 the output transform also takes the maximum of each tile's 2 x 2 activated pixels
+// (a following MaxPool2d(2, 2), whose windows are the tiles) and stores that one value: the full-size
+// output is never written.
 // The weights' transform happens once; the run allocates nothing (per-thread V and M live in scratch).
 #pragma once
 #include <omp.h>
 
 #include <array>
 
+#include "engine/native/common/max_pool.h"
 #include "engine/native/common/simd_math.h"
 #include "engine/parallel.h"
 #include "engine/winograd.h"
@@ -38,7 +42,13 @@ class WinogradConv final : public ConvKernel {
   using mask = typename V::mask;
 
   WinogradConv(const ConvSpec& spec, const Shape& in) : p_(spec.params), in_(in) {
-    out_ = p_.output_shape(in, "winograd conv");
+    conv_ = p_.output_shape(in, "winograd conv");
+    out_ = conv_;
+    pool_ = spec.pool_2x2;
+    if (pool_) {  // floor mode: an odd last row or column of the conv output has no window
+      out_[2] = conv_[2] / 2;
+      out_[3] = conv_[3] / 2;
+    }
     a_ = int(p_.kernel_h) + 1;  // 4, 6 or 8: make_native_conv checked winograd_eligible
     P_ = a_ * a_;
     IC_ = p_.in_channels;
@@ -48,8 +58,8 @@ class WinogradConv final : public ConvKernel {
     u_ = shared_pack(spec, PackKey{"winograd", resolve_isa(spec.isa), {ocb_, 0, 0, 0}}, &pack_winograd_weights);
     blocks_ = u_->blocks;
     epilogue_ = Epilogue<V>(spec.act, spec.bias, OC_, blocks_ * ocb_);
-    TH_ = (out_[2] + 1) / 2;
-    TW_ = (out_[3] + 1) / 2;
+    TH_ = (conv_[2] + 1) / 2;
+    TW_ = (conv_[3] + 1) / 2;
     tw_vecs_ = (TW_ + W - 1) / W;
     static_assert(VECS >= 1 && VECS <= 4, "block() keeps up to 4 tile vectors' positions");
     threads_ = planned_threads();
@@ -139,6 +149,14 @@ class WinogradConv final : public ConvKernel {
       float* y = out.image(img[v]);
       for (int64_t oc = 0; oc < OC_; ++oc) {
         const float* src = M + oc * stride() + v * W;
+        if (pool_) {
+          switch (a_) {
+            case 4: output_transform_pool<4>(src, T, y, ty[v], tx0[v], oc); break;
+            case 6: output_transform_pool<6>(src, T, y, ty[v], tx0[v], oc); break;
+            default: output_transform_pool<8>(src, T, y, ty[v], tx0[v], oc); break;
+          }
+          continue;
+        }
         switch (a_) {
           case 4: output_transform<4>(src, T, y, ty[v], tx0[v], oc); break;
           case 6: output_transform<6>(src, T, y, ty[v], tx0[v], oc); break;
@@ -265,16 +283,10 @@ class WinogradConv final : public ConvKernel {
       for (int q = 0; q < NV; ++q) V::store(m + o * s + W * q, acc[o][q]);
   }
 
-  // W tiles of one output channel: y = A^T M A (2 x 2 per tile), bias, activation, interleaved store.
+  // t[xi][j] = sum_nu M[xi][nu] AT[j][nu] for W tiles: the first half of A^T M A.
   template <int A>
-  void output_transform(const float* m, int64_t p_stride, float* y, int64_t ty, int64_t tx0, int64_t oc) const {
+  NPCORE_INLINE void output_rows(const float* m, int64_t p_stride, reg (&t)[A][2]) const {
     constexpr std::array<float, 2 * A> at = WinogradConst<A>::AT;
-    const int64_t OH = out_[2], OW = out_[3];
-    const int64_t x0 = 2 * tx0;
-    int64_t valid = OW - x0;
-    if (valid > 2 * W) valid = 2 * W;
-    if (valid <= 0) return;
-    reg t[A][2];  // [xi][j] = sum_nu M[xi][nu] AT[j][nu]
 #pragma GCC unroll 8
     for (int xi = 0; xi < A; ++xi) {
       reg s0 = V::zero(), s1 = V::zero();
@@ -287,17 +299,38 @@ class WinogradConv final : public ConvKernel {
       t[xi][0] = s0;
       t[xi][1] = s1;
     }
+  }
+
+  // Output row i (0 or 1) of W tiles, columns 0 (c0) and 1 (c1): the second half of A^T M A.
+  template <int A>
+  NPCORE_INLINE void output_row(const reg (&t)[A][2], int i, reg& c0, reg& c1) const {
+    constexpr std::array<float, 2 * A> at = WinogradConst<A>::AT;
+    c0 = V::zero();
+    c1 = V::zero();
+#pragma GCC unroll 8
+    for (int xi = 0; xi < A; ++xi) {
+      c0 = cfma<V>(at[size_t(i * A + xi)], t[xi][0], c0);
+      c1 = cfma<V>(at[size_t(i * A + xi)], t[xi][1], c1);
+    }
+  }
+
+  // W tiles of one output channel: y = A^T M A (2 x 2 per tile), bias, activation, interleaved store.
+  template <int A>
+  void output_transform(const float* m, int64_t p_stride, float* y, int64_t ty, int64_t tx0, int64_t oc) const {
+    const int64_t OH = out_[2], OW = out_[3];
+    const int64_t x0 = 2 * tx0;
+    int64_t valid = OW - x0;
+    if (valid > 2 * W) valid = 2 * W;
+    if (valid <= 0) return;
+    reg t[A][2];
+    output_rows<A>(m, p_stride, t);
     const reg sin = epilogue_.shift(oc);
     const mask m0 = V::mask_first(valid), m1 = V::mask_first(valid - W);
     for (int i = 0; i < 2; ++i) {
       const int64_t oy = 2 * ty + i;
       if (oy >= OH) break;
-      reg c0 = V::zero(), c1 = V::zero();  // output columns 0 and 1 of the W tiles
-#pragma GCC unroll 8
-      for (int xi = 0; xi < A; ++xi) {
-        c0 = cfma<V>(at[size_t(i * A + xi)], t[xi][0], c0);
-        c1 = cfma<V>(at[size_t(i * A + xi)], t[xi][1], c1);
-      }
+      reg c0, c1;  // output columns 0 and 1 of the W tiles
+      output_row<A>(t, i, c0, c1);
       c0 = epilogue_.apply(c0, sin);
       c1 = epilogue_.apply(c1, sin);
       float* dst = y + (oc * OH + oy) * OW + x0;
@@ -317,8 +350,33 @@ class WinogradConv final : public ConvKernel {
     }
   }
 
+  // W tiles of one output channel pooled: the maximum of each tile's 2 x 2 pixels after bias and
+  // activation (NaN wins, as in PyTorch), one value per tile at pooled row ty, columns tx0 .. tx0 + W - 1.
+  template <int A>
+  void output_transform_pool(const float* m, int64_t p_stride, float* y, int64_t ty, int64_t tx0, int64_t oc) const {
+    const int64_t PH = out_[2], PW = out_[3];
+    if (ty >= PH) return;  // the conv output's odd last row
+    int64_t valid = PW - tx0;
+    if (valid > W) valid = W;
+    if (valid <= 0) return;
+    reg t[A][2];
+    output_rows<A>(m, p_stride, t);
+    const reg sin = epilogue_.shift(oc);
+    reg c0, c1, d0, d1;
+    output_row<A>(t, 0, c0, c1);
+    output_row<A>(t, 1, d0, d1);
+    const reg r = max_nan<V>(max_nan<V>(epilogue_.apply_all(c0, sin), epilogue_.apply_all(c1, sin)),
+                             max_nan<V>(epilogue_.apply_all(d0, sin), epilogue_.apply_all(d1, sin)));
+    float* dst = y + (oc * PH + ty) * PW + tx0;
+    if (valid == W)
+      V::store(dst, r);
+    else
+      V::store_mask(dst, V::mask_first(valid), r);
+  }
+
   Conv2dParams p_;
-  Shape in_, out_;
+  Shape in_, out_, conv_;  // out_: what run() writes (conv_, or conv_ pooled)
+  bool pool_ = false;
   int a_ = 0, P_ = 0;
   int ocb_ = OCB, vecs_ = VECS;
   int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, tw_vecs_ = 0;
