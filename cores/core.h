@@ -7,6 +7,14 @@
 // Life of a core: build (from a config) -> load(state_dict) or init(seed) -> prepare(options), once ->
 // plan(input shape), once per shape -> Plan::run(input, output, workspace), many times, from any number
 // of threads, each with its own Workspace. A steady-state run allocates nothing.
+//
+// Threads: a plan of B images for T > 1 threads with B >= T (any backend but oneDNN) splits the batch: each
+// of the T threads runs whole images through the core planned for one image and one thread (its own
+// workspace), taking the next image when done, so that one forward opens one thread team instead of one
+// per kernel, and no layer of a small image is cut between threads; when T does not divide B and B < 4T,
+// the last B mod T images run after, through the core planned for them with all T threads (the split the
+// kernels choose per layer: rows, channels or images). Below T images every kernel splits its own work.
+// Called inside an OpenMP parallel region (a user's team), a plan runs on the calling thread alone.
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,8 +37,14 @@ class Plan {
   const Shape& output_shape() const { return out_; }
   // Memory and state for one thread; reuse it for every run on that thread.
   Workspace make_workspace() const;
-  // Floats of one workspace's scratch (what make_workspace allocates besides small per-op state).
+  // Floats of one workspace's scratch (what make_workspace allocates besides small per-op state). A
+  // batch-split plan run with a tap (per-block outputs of the whole batch) runs block by block instead and
+  // allocates that path's scratch (full_floats()) on its first such run.
   size_t workspace_floats() const;
+  // Whether runs split the batch between threads (see above), and the images each such run gives to
+  // the per-image plan (the rest go to the plan of the last images).
+  bool splits_batch() const { return part_ != nullptr; }
+  int64_t split_images() const { return split_images_; }
   // Runs the core. `in` and `out` must have the planned shapes (out may be a view); throws ShapeError
   // otherwise, and UsageError for a workspace another plan made. Allocates nothing on the reference,
   // gemm and native backends (oneDNN allocates inside its own execute).
@@ -64,6 +78,13 @@ class Plan {
   std::vector<int> slot_;                          // per block: ring slot, or -1 if written into the output
   int ring_ = 0;
   size_t slot_floats_ = 0, concat_floats_ = 0, block_scratch_ = 0;
+  // Batch split: the core planned for one image and one thread, the images run through it, and the plan
+  // of the images left over (nullptr if none).
+  std::unique_ptr<Plan> part_, rest_;
+  int64_t split_images_ = 0;
+  int team_ = 1;  // batch split: the threads (one part workspace each)
+  size_t full_floats() const;  // scratch of the block-by-block path
+  void run_split(const Tensor& in, Tensor& out, Workspace& ws) const;
 };
 
 class Core {
@@ -105,7 +126,8 @@ class Core {
   virtual void after_load(const StateDict& sd) {}
   // Per block, the earlier blocks whose outputs (concatenated along channels) form its input.
   std::vector<std::vector<size_t>> block_sources() const;
-  std::unique_ptr<Plan> plan_unchecked(const Shape& in) const;
+  // threads: the plan's thread count (<= 0: the options' count).
+  std::unique_ptr<Plan> plan_unchecked(const Shape& in, int threads = 0) const;
 
   int64_t input_channels_ = 0;
   std::vector<std::unique_ptr<Sequential>> blocks_;
