@@ -216,6 +216,14 @@ std::unique_ptr<Plan> Core::plan_unchecked(const Shape& in, int threads) const {
         rest[0] = in[0] - p->split_images_;
         p->rest_ = plan_unchecked(rest, team);
       }
+    } else if (!p->onednn_ && team > 1) {
+      // One team for the whole forward (core.h): the run's only serial writes are the concatenations and
+      // the copies of blocks stacked twice.
+      bool ok = true;
+      for (size_t b = 0; b < nb; ++b)
+        ok = ok && p->blocks_[b]->team_safe() && p->sources_[b].size() <= 1 && p->out_offsets_[b].size() <= 1;
+      p->team_run_ = ok;
+      p->team_ = team;
     }
     check_memory_cap(type(), in, p->workspace_floats() * sizeof(float), size_t(p->out_.numel()) * sizeof(float),
                      opt_.max_memory);
@@ -290,11 +298,32 @@ void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) c
       ws.scratch = aligned_floats(full_floats());
       ws.scratch_floats = full_floats();
     }
-    auto* st = static_cast<CoreState*>(ws.state.get());
     // Kernels were made for the plan's thread count and pass it to OpenMP themselves; only oneDNN reads this
     // thread's OpenMP setting at execute time.
     OneDnnThreads scope(onednn_ ? threads_ : 0);
+    if (team_run_ && !tap && runs_parallel(2, team_)) {
+      std::exception_ptr err;
+#pragma omp parallel num_threads(team_)
+      {
+        TeamScope team;
+        try {
+          run_blocks(in, out, ws, nullptr);
+        } catch (...) {  // shape errors: every member throws at the same point, none waits at a barrier
+#pragma omp critical(npcore_forward_team)
+          if (!err) err = std::current_exception();
+        }
+      }
+      if (err) std::rethrow_exception(err);
+    } else {
+      run_blocks(in, out, ws, tap);
+    }
+  });
+}
 
+// Every block in order, on the calling thread (or, inside a forward's team, on each member).
+void Plan::run_blocks(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const {
+  auto* st = static_cast<CoreState*>(ws.state.get());
+  {
     float* ring = ws.scratch.get();
     float* concat = ring + size_t(ring_) * round_floats(slot_floats_);
     float* scratch = concat + round_floats(concat_floats_);
@@ -326,7 +355,7 @@ void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) c
       }
       if (tap) (*tap)(names_[b], dst);
     }
-  });
+  }
 }
 
 // The batch split: images [0, split_images_) one by one through part_, each thread with its own workspace

@@ -13,7 +13,11 @@
 // workspace), taking the next image when done, so that one forward opens one thread team instead of one
 // per kernel, and no layer of a small image is cut between threads; when T does not divide B and B < 4T,
 // the last B mod T images run after, through the core planned for them with all T threads (the split the
-// kernels choose per layer: rows, channels or images). Below T images every kernel splits its own work.
+// kernels choose per layer: rows, channels or images). Below T images every kernel splits its own work,
+// and when every block's kernels allow it (ConvKernel::team_safe: the native 1x1, depthwise, direct and
+// fused depth-separable kernels) and no block's output is copied (no skip concatenation, no block stacked
+// twice), inside one team opened for the whole forward: the kernels' loops are shared out within it
+// (engine/parallel.h, TeamScope), a barrier between layers instead of a fork and a join per kernel.
 // Called inside an OpenMP parallel region (a user's team), a plan runs on the calling thread alone.
 #include <functional>
 #include <memory>
@@ -44,6 +48,8 @@ class Plan {
   // Whether runs split the batch between threads (see above), and the images each such run gives to
   // the per-image plan (the rest go to the plan of the last images).
   bool splits_batch() const { return part_ != nullptr; }
+  // Whether a run without a tap opens one thread team for the whole forward (see above).
+  bool runs_as_team() const { return team_run_; }
   int64_t split_images() const { return split_images_; }
   // Runs the core. `in` and `out` must have the planned shapes (out may be a view); throws ShapeError
   // otherwise, and UsageError for a workspace another plan made. Allocates nothing on the reference,
@@ -85,6 +91,9 @@ class Plan {
   int team_ = 1;  // batch split: the threads (one part workspace each)
   size_t full_floats() const;  // scratch of the block-by-block path
   void run_split(const Tensor& in, Tensor& out, Workspace& ws) const;
+  // Fewer images than threads: every block run by one team (team_run_), or each kernel with its own.
+  bool team_run_ = false;
+  void run_blocks(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const;
 };
 
 class Core {

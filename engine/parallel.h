@@ -70,7 +70,25 @@ class SlotScope {
  private:
   int saved_;
 };
+// A forward's thread team (cores/core.h): for the scope's life this thread is one of a team that runs
+// every op of a plan together, and parallel_for / parallel_for_dynamic share their loops out within that
+// team (an OpenMP worksharing loop, with its barrier at the end) instead of opening a team each. Only
+// for ops that say they are team-safe (Op::team_safe: every thread may run their code outside the loops,
+// which writes nothing shared) and whose loops are sized for the team's thread count.
+inline thread_local bool in_team = false;
+class TeamScope {
+ public:
+  TeamScope() : saved_(in_team) { in_team = true; }
+  ~TeamScope() { in_team = saved_; }
+  TeamScope(const TeamScope&) = delete;
+  TeamScope& operator=(const TeamScope&) = delete;
+
+ private:
+  bool saved_;
+};
 }  // namespace detail
+
+using detail::TeamScope;
 
 // Inside fn of parallel_for / parallel_for_dynamic: this thread's index in the team that loop opened, 0
 // when the loop runs serially: the per-thread scratch slot (slots sized by the kernel's thread count). Not
@@ -81,7 +99,11 @@ inline int thread_slot() { return detail::loop_slot; }
 // fn(i) for i in [0, jobs), statically split (contiguous ranges per thread).
 template <class F>
 inline void parallel_for(int64_t jobs, int threads, F&& fn) {
-  if (runs_parallel(jobs, threads)) {
+  if (detail::in_team) {  // a forward's team: every member arrives here; share the loop out
+    detail::SlotScope slot(omp_get_thread_num());
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < jobs; ++i) fn(i);
+  } else if (runs_parallel(jobs, threads)) {
 #pragma omp parallel num_threads(threads)
     {
       detail::SlotScope slot(omp_get_thread_num());
@@ -97,7 +119,11 @@ inline void parallel_for(int64_t jobs, int threads, F&& fn) {
 // The same with dynamic scheduling, for jobs of uneven cost.
 template <class F>
 inline void parallel_for_dynamic(int64_t jobs, int threads, F&& fn) {
-  if (runs_parallel(jobs, threads)) {
+  if (detail::in_team) {
+    detail::SlotScope slot(omp_get_thread_num());
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < jobs; ++i) fn(i);
+  } else if (runs_parallel(jobs, threads)) {
 #pragma omp parallel num_threads(threads)
     {
       detail::SlotScope slot(omp_get_thread_num());

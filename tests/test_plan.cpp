@@ -218,7 +218,7 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-TEST_CASE("the batch split: images per thread give the sequential path's bits", "[plan][split]") {
+TEST_CASE("the batch split and the forward's team give the sequential path's bits", "[plan][split]") {
   static const std::vector<Isa> isas = [] {  // static: Catch runs the body once per section
     std::vector<Isa> v{Isa::Generic};
     for (Isa i : test::runnable_isas("batch split")) v.push_back(i);
@@ -235,6 +235,9 @@ TEST_CASE("the batch split: images per thread give the sequential path's bits", 
           auto plan = core->plan(in);
           const bool split = threads > 1 && batch >= threads;
           CHECK(plan->splits_batch() == split);
+          // Fewer images than threads: one team for the whole forward where every kernel allows it (the
+          // native vector kernels; on the generic ISA the convolutions run gemm, which does not).
+          CHECK(plan->runs_as_team() == (!split && threads > 1 && isa != Isa::Generic));
           if (split) {
             const int64_t left = batch % threads;
             CHECK(plan->split_images() == (left > 0 && batch < 4 * threads ? batch - left : batch));
