@@ -216,6 +216,15 @@ std::unique_ptr<Plan> Core::plan_unchecked(const Shape& in, int threads) const {
         rest[0] = in[0] - p->split_images_;
         p->rest_ = plan_unchecked(rest, team);
       }
+      // Under a memory cap, a tapped run (which adds the block-by-block scratch to the split's) must fit
+      // it too; else the plan does not split.
+      if (opt_.max_memory &&
+          (p->workspace_floats() + p->full_floats()) * sizeof(float) + size_t(p->out_.numel()) * sizeof(float) >
+              opt_.max_memory) {
+        p->part_.reset();
+        p->rest_.reset();
+        p->split_images_ = 0;
+      }
     } else if (!p->onednn_ && team > 1) {
       // One team for the whole forward (core.h): the run's only serial writes are the concatenations and
       // the copies of blocks stacked twice.

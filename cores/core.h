@@ -43,7 +43,8 @@ class Plan {
   Workspace make_workspace() const;
   // Floats of one workspace's scratch (what make_workspace allocates besides small per-op state). A
   // batch-split plan run with a tap (per-block outputs of the whole batch) runs block by block instead and
-  // allocates that path's scratch (full_floats()) on its first such run.
+  // allocates that path's scratch on its first such run (under EngineOptions::max_memory a plan splits
+  // only if both fit the cap together).
   size_t workspace_floats() const;
   // Whether runs split the batch between threads (see above), and the images each such run gives to
   // the per-image plan (the rest go to the plan of the last images).

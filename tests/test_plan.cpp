@@ -318,3 +318,31 @@ TEST_CASE("the batch split on the other backends: same results, not on onednn", 
     }
   }
 }
+
+TEST_CASE("under a memory cap a plan splits the batch only if a tapped run fits too", "[plan][split]") {
+  const Shape in{4, 1, 20, 24};
+  auto core = ds_core(2, Isa::Auto);
+  auto free_plan = core->plan(in);
+  REQUIRE(free_plan->splits_batch());
+  const size_t split_bytes = (free_plan->workspace_floats() + size_t(free_plan->output_shape().numel())) * sizeof(float);
+  auto capped = [&](size_t cap) {
+    auto c = make_core(kDsCore, "ds.json");
+    c->init(11);
+    EngineOptions opt;
+    opt.threads = 2;
+    opt.max_memory = cap;
+    c->prepare(opt);
+    return c;
+  };
+  CHECK(capped(size_t(1) << 30)->plan(in)->splits_batch());
+  // Room for the split alone, not for the block-by-block scratch a tapped run adds: no split (then the
+  // block-by-block plan must fit by itself, or planning fails naming the cap).
+  auto tight = capped(split_bytes);
+  try {
+    auto p = tight->plan(in);
+    CHECK_FALSE(p->splits_batch());
+    CHECK((p->workspace_floats() + size_t(p->output_shape().numel())) * sizeof(float) <= split_bytes);
+  } catch (const ResourceError& e) {
+    CHECK_THAT(e.what(), Contains("max_memory"));
+  }
+}
