@@ -3,6 +3,7 @@
 #include "engine/parallel.h"
 
 #include <algorithm>
+#include <exception>
 
 #include "engine/error.h"
 #include "engine/guard.h"
@@ -15,6 +16,8 @@ namespace {
 
 struct CoreState final : RunState {
   std::vector<std::unique_ptr<RunState>> blocks;
+  std::vector<Workspace> parts;  // batch split: one workspace of the per-image plan per thread
+  Workspace rest;                // batch split: the workspace of the plan of the last images
 };
 
 // Shape of the channel concatenation of `parts`; throws ShapeError naming `what` if they differ
@@ -220,18 +223,19 @@ std::unique_ptr<Plan> Core::plan(const Shape& in) const {
   }
 }
 
-std::unique_ptr<Plan> Core::plan_unchecked(const Shape& in) const {
+std::unique_ptr<Plan> Core::plan_unchecked(const Shape& in, int threads) const {
   return guard_call(std::string(type()) + ": plan " + in.str(), [&] {
     if (!prepared_) throw UsageError(std::string(type()) + ": plan() before prepare()");
     auto p = std::unique_ptr<Plan>(new Plan());
     p->type_ = type();
     p->in_ = in;
     p->out_ = output_shape(in);  // validates the whole wiring first, with messages naming blocks
-    p->threads_ = opt_.threads;
+    p->threads_ = threads > 0 ? threads : opt_.threads;
     p->onednn_ = opt_.backend == Backend::OneDnn;
     // Kernels and ops size their thread teams and per-thread scratch when made: make them under the plan's
     // count (passed explicitly; OpenMP's settings stay the program's).
-    PlanThreads scope(opt_.threads);
+    PlanThreads scope(p->threads_);
+    const int team = planned_threads();
     p->sources_ = block_sources();
     const size_t nb = blocks_.size();
     std::vector<bool> in_stack(nb);
@@ -273,6 +277,38 @@ std::unique_ptr<Plan> Core::plan_unchecked(const Shape& in) const {
       p->block_out_.push_back(op->out_shape);
       p->blocks_.push_back(std::move(op));
     }
+    // The batch split (core.h): at least one image per thread. The block-by-block ops above stay for runs
+    // with a tap (per-block outputs of the whole batch).
+    if (!p->onednn_ && team > 1 && in[0] >= team) {
+      Shape one = in;
+      one[0] = 1;
+      p->part_ = plan_unchecked(one, 1);
+      p->team_ = team;
+      const int64_t left = in[0] % team;
+      p->split_images_ = left > 0 && in[0] < 4 * int64_t(team) ? in[0] - left : in[0];
+      if (p->split_images_ < in[0]) {
+        Shape rest = in;
+        rest[0] = in[0] - p->split_images_;
+        p->rest_ = plan_unchecked(rest, team);
+      }
+      // Under a memory cap, a tapped run (which adds the block-by-block scratch to the split's) must fit
+      // it too; else the plan does not split.
+      if (opt_.max_memory &&
+          (p->workspace_floats() + p->full_floats()) * sizeof(float) + size_t(p->out_.numel()) * sizeof(float) >
+              opt_.max_memory) {
+        p->part_.reset();
+        p->rest_.reset();
+        p->split_images_ = 0;
+      }
+    } else if (!p->onednn_ && team > 1) {
+      // One team for the whole forward (core.h): the run's only serial writes are the concatenations and
+      // the copies of blocks stacked twice.
+      bool ok = true;
+      for (size_t b = 0; b < nb; ++b)
+        ok = ok && p->blocks_[b]->team_safe() && p->sources_[b].size() <= 1 && p->out_offsets_[b].size() <= 1;
+      p->team_run_ = ok;
+      p->team_ = team;
+    }
     check_memory_cap(type(), in, p->workspace_floats() * sizeof(float), size_t(p->out_.numel()) * sizeof(float),
                      opt_.max_memory);
     return p;
@@ -289,17 +325,27 @@ Tensor Core::forward(const Tensor& in, const TapFn* tap) const {
 Workspace Plan::make_workspace() const {
   return guard_call(type_ + ": make_workspace", [&] {
     Workspace ws;
-    ws.scratch_floats = workspace_floats();
-    ws.scratch = aligned_floats(ws.scratch_floats);
     auto st = std::make_unique<CoreState>();
     for (const auto& b : blocks_) st->blocks.push_back(b->make_state());
+    if (part_) {
+      for (int t = 0; t < team_; ++t) st->parts.push_back(part_->make_workspace());
+      if (rest_) st->rest = rest_->make_workspace();
+    } else {
+      ws.scratch_floats = full_floats();
+      ws.scratch = aligned_floats(ws.scratch_floats);
+    }
     ws.state = std::move(st);
     ws.owner = this;
     return ws;
   });
 }
 
-size_t Plan::workspace_floats() const { return activation_floats() + block_scratch_; }
+size_t Plan::workspace_floats() const {
+  if (part_) return size_t(team_) * part_->workspace_floats() + (rest_ ? rest_->workspace_floats() : 0);
+  return full_floats();
+}
+
+size_t Plan::full_floats() const { return activation_floats() + block_scratch_; }
 
 size_t Plan::activation_floats() const { return buffers_floats_ + round_floats(concat_floats_); }
 
@@ -329,15 +375,41 @@ void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) c
       throw ShapeError(type_ + ": core input " + in.shape().str() + " does not match the planned shape " + in_.str());
     if (out.shape() != out_)
       throw ShapeError(type_ + ": core output " + out.shape().str() + " does not match the planned shape " + out_.str());
-    if (ws.owner != this || !ws.scratch || !ws.state)
+    if (ws.owner != this || !ws.state)
       throw UsageError(type_ + ": the workspace was not made by this plan (use its make_workspace())");
-    auto* st = static_cast<CoreState*>(ws.state.get());
+    if (overlap(in, out))
+      throw UsageError(type_ + ": the output overlaps the input (the output serves as scratch during the run)");
+    if (part_ && !tap) return run_split(in, out, ws);
+    if (ws.scratch_floats < full_floats()) {  // a batch-split plan's first run with a tap
+      ws.scratch = aligned_floats(full_floats());
+      ws.scratch_floats = full_floats();
+    }
     // Kernels were made for the plan's thread count and pass it to OpenMP themselves; only oneDNN reads this
     // thread's OpenMP setting at execute time.
     OneDnnThreads scope(onednn_ ? threads_ : 0);
+    if (team_run_ && !tap && runs_parallel(2, team_)) {
+      std::exception_ptr err;
+#pragma omp parallel num_threads(team_)
+      {
+        TeamScope team;
+        try {
+          run_blocks(in, out, ws, nullptr);
+        } catch (...) {  // shape errors: every member throws at the same point, none waits at a barrier
+#pragma omp critical(npcore_forward_team)
+          if (!err) err = std::current_exception();
+        }
+      }
+      if (err) std::rethrow_exception(err);
+    } else {
+      run_blocks(in, out, ws, tap);
+    }
+  });
+}
 
-    if (overlap(in, out))
-      throw UsageError(type_ + ": the output overlaps the input (the output serves as scratch during the run)");
+// Every block in order, on the calling thread (or, inside a forward's team, on each member).
+void Plan::run_blocks(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const {
+  auto* st = static_cast<CoreState*>(ws.state.get());
+  {
     float* buffers = ws.scratch.get();
     float* concat = buffers + buffers_floats_;
     float* scratch = concat + round_floats(concat_floats_);
@@ -370,7 +442,42 @@ void Plan::run(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) c
       }
       if (tap) (*tap)(names_[b], dst);
     }
-  });
+  }
+}
+
+// The batch split: images [0, split_images_) one by one through part_, each thread with its own workspace
+// and taking the next image when done (a descheduled thread delays one image, not every layer); then the
+// rest through rest_ with every thread.
+void Plan::run_split(const Tensor& in, Tensor& out, Workspace& ws) const {
+  auto* st = static_cast<CoreState*>(ws.state.get());
+  const int64_t n = split_images_;
+  if (runs_parallel(n, team_)) {
+    std::exception_ptr err;
+#pragma omp parallel num_threads(team_)
+    {
+      Workspace& w = st->parts[size_t(omp_get_thread_num())];
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t i = 0; i < n; ++i) {
+        try {
+          Tensor x = in.batch(i, 1), y = out.batch(i, 1);
+          part_->run(x, y, w);
+        } catch (...) {
+#pragma omp critical(npcore_batch_split)
+          if (!err) err = std::current_exception();
+        }
+      }
+    }
+    if (err) std::rethrow_exception(err);
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      Tensor x = in.batch(i, 1), y = out.batch(i, 1);
+      part_->run(x, y, st->parts[0]);
+    }
+  }
+  if (rest_) {
+    Tensor x = in.batch(n, in_[0] - n), y = out.batch(n, in_[0] - n);
+    rest_->run(x, y, st->rest);
+  }
 }
 
 Tensor Plan::run(const Tensor& in, const TapFn* tap) const {

@@ -7,6 +7,18 @@
 // Life of a core: build (from a config) -> load(state_dict) or init(seed) -> prepare(options), once ->
 // plan(input shape), once per shape -> Plan::run(input, output, workspace), many times, from any number
 // of threads, each with its own Workspace. A steady-state run allocates nothing.
+//
+// Threads: a plan of B images for T > 1 threads with B >= T (any backend but oneDNN) splits the batch: each
+// of the T threads runs whole images through the core planned for one image and one thread (its own
+// workspace), taking the next image when done, so that one forward opens one thread team instead of one
+// per kernel, and no layer of a small image is cut between threads; when T does not divide B and B < 4T,
+// the last B mod T images run after, through the core planned for them with all T threads (the split the
+// kernels choose per layer: rows, channels or images). Below T images every kernel splits its own work,
+// and when every block's kernels allow it (ConvKernel::team_safe: the native 1x1, depthwise, direct and
+// fused depth-separable kernels) and no block's output is copied (no skip concatenation, no block stacked
+// twice), inside one team opened for the whole forward: the kernels' loops are shared out within it
+// (engine/parallel.h, TeamScope), a barrier between layers instead of a fork and a join per kernel.
+// Called inside an OpenMP parallel region (a user's team), a plan runs on the calling thread alone.
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,7 +41,10 @@ class Plan {
   const Shape& output_shape() const { return out_; }
   // Memory and state for one thread; reuse it for every run on that thread.
   Workspace make_workspace() const;
-  // Floats of one workspace's scratch (what make_workspace allocates besides small per-op state).
+  // Floats of one workspace's scratch (what make_workspace allocates besides small per-op state). A
+  // batch-split plan run with a tap (per-block outputs of the whole batch) runs block by block instead and
+  // allocates that path's scratch on its first such run (under EngineOptions::max_memory a plan splits
+  // only if both fit the cap together).
   size_t workspace_floats() const;
   // Of those, the floats that hold blocks' outputs between blocks and skip concatenations (the rest is the
   // kernels' scratch, shared by the blocks one after the other). Buffers are reused once their value is
@@ -37,6 +52,12 @@ class Plan {
   // tensor is kept in the output tensor itself (so a 4-layer Stacked2dCore with stack -1 needs one
   // block-sized buffer, not two).
   size_t activation_floats() const;
+  // Whether runs split the batch between threads (see above), and the images each such run gives to
+  // the per-image plan (the rest go to the plan of the last images).
+  bool splits_batch() const { return part_ != nullptr; }
+  // Whether a run without a tap opens one thread team for the whole forward (see above).
+  bool runs_as_team() const { return team_run_; }
+  int64_t split_images() const { return split_images_; }
   // Runs the core. `in` and `out` must have the planned shapes (out may be a view) and must not overlap
   // (out serves as scratch before it receives the result); throws ShapeError for other shapes, and
   // UsageError for overlapping tensors or a workspace another plan made. Allocates nothing on the reference,
@@ -74,6 +95,16 @@ class Plan {
   std::vector<int> slot_;
   std::vector<size_t> buffer_offset_;  // floats from the start of the workspace
   size_t buffers_floats_ = 0, concat_floats_ = 0, block_scratch_ = 0;
+  // Batch split: the core planned for one image and one thread, the images run through it, and the plan
+  // of the images left over (nullptr if none).
+  std::unique_ptr<Plan> part_, rest_;
+  int64_t split_images_ = 0;
+  int team_ = 1;  // batch split: the threads (one part workspace each)
+  size_t full_floats() const;  // scratch of the block-by-block path
+  void run_split(const Tensor& in, Tensor& out, Workspace& ws) const;
+  // Fewer images than threads: every block run by one team (team_run_), or each kernel with its own.
+  bool team_run_ = false;
+  void run_blocks(const Tensor& in, Tensor& out, Workspace& ws, const TapFn* tap) const;
 };
 
 class Core {
@@ -115,7 +146,8 @@ class Core {
   virtual void after_load(const StateDict& sd) {}
   // Per block, the earlier blocks whose outputs (concatenated along channels) form its input.
   std::vector<std::vector<size_t>> block_sources() const;
-  std::unique_ptr<Plan> plan_unchecked(const Shape& in) const;
+  // threads: the plan's thread count (<= 0: the options' count).
+  std::unique_ptr<Plan> plan_unchecked(const Shape& in, int threads = 0) const;
 
   int64_t input_channels_ = 0;
   std::vector<std::unique_ptr<Sequential>> blocks_;

@@ -201,7 +201,7 @@ void ModelPlan::run_readouts(const Tensor* pupil, const std::vector<size_t>& ses
   if (runs_parallel(int64_t(sessions.size()), threads_)) {
     // Several sessions: one parallel region over them (each readout on one thread), not one per session.
     parallel_for_dynamic(int64_t(sessions.size()), threads_, [&](int64_t i) {
-      readout(size_t(i), scratch + size_t(omp_get_thread_num()) * per_thread, 1);
+      readout(size_t(i), scratch + size_t(thread_slot()) * per_thread, 1);
     });
   } else {
     for (size_t i = 0; i < sessions.size(); ++i) readout(i, scratch, threads_);

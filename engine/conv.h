@@ -104,6 +104,10 @@ class ConvKernel {
   // The packed weights it reads (shared with the other kernels of its layer: engine/packed_weights.h),
   // or null if it keeps none of its own (reference: the spec's; onednn: its primitive's).
   virtual const float* packed_weights() const { return nullptr; }
+  // Whether run() may be called by every thread of a forward's team at once (TeamScope, engine/parallel.h):
+  // all its parallel work goes through parallel_for / parallel_for_dynamic with per-thread scratch slots
+  // from thread_slot(), and its code outside those loops writes nothing shared.
+  virtual bool team_safe() const { return false; }
   // in: the input shape given at creation; out: the output shape, either may be a batch/channel view.
   virtual void run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const = 0;
 };

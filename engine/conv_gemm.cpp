@@ -114,7 +114,7 @@ class GemmConv final : public ConvKernel {
     check_run_shapes(Backend::Gemm, p_, in_, out_, in, out);
     const int64_t jobs = in_[0] * p_.groups * tiles_;
     parallel_for_dynamic(jobs, threads_,
-                         [&](int64_t job) { run_job(in, out, job, scratch + omp_get_thread_num() * thread_floats()); });
+                         [&](int64_t job) { run_job(in, out, job, scratch + size_t(thread_slot()) * thread_floats()); });
   }
 
  private:

@@ -36,7 +36,7 @@ class ReferenceConv final : public ConvKernel {
 
     parallel_for_dynamic(N * OC, threads_, [&](int64_t job) {
       const int64_t n = job / OC, oc = job % OC, g = oc / ocg;
-      double* acc = planes + size_t(omp_get_thread_num()) * size_t(OH * OW);
+      double* acc = planes + size_t(thread_slot()) * size_t(OH * OW);
       std::fill(acc, acc + OH * OW, bias_.empty() ? 0.0 : double(bias_[oc]));
       const float* x = in.image(n);
       for (int64_t icl = 0; icl < icg; ++icl) {

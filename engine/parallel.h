@@ -57,14 +57,61 @@ class OneDnnThreads {
 // Whether a loop of `jobs` iterations would open a team of `threads`.
 inline bool runs_parallel(int64_t jobs, int threads) { return threads > 1 && jobs > 1 && !omp_in_parallel(); }
 
-// fn(i) for i in [0, jobs), statically split (contiguous ranges per thread). Inside fn,
-// omp_get_thread_num() is the thread's index (0 when run serially).
+namespace detail {
+inline thread_local int loop_slot = 0;  // see thread_slot()
+// Sets this thread's slot for a scope (restored after, exceptions included).
+class SlotScope {
+ public:
+  explicit SlotScope(int slot) : saved_(loop_slot) { loop_slot = slot; }
+  ~SlotScope() { loop_slot = saved_; }
+  SlotScope(const SlotScope&) = delete;
+  SlotScope& operator=(const SlotScope&) = delete;
+
+ private:
+  int saved_;
+};
+// A forward's thread team (cores/core.h): for the scope's life this thread is one of a team that runs
+// every op of a plan together, and parallel_for / parallel_for_dynamic share their loops out within that
+// team (an OpenMP worksharing loop, with its barrier at the end) instead of opening a team each. Only
+// for ops that say they are team-safe (Op::team_safe: every thread may run their code outside the loops,
+// which writes nothing shared) and whose loops are sized for the team's thread count.
+inline thread_local bool in_team = false;
+class TeamScope {
+ public:
+  TeamScope() : saved_(in_team) { in_team = true; }
+  ~TeamScope() { in_team = saved_; }
+  TeamScope(const TeamScope&) = delete;
+  TeamScope& operator=(const TeamScope&) = delete;
+
+ private:
+  bool saved_;
+};
+}  // namespace detail
+
+using detail::TeamScope;
+
+// Inside fn of parallel_for / parallel_for_dynamic: this thread's index in the team that loop opened, 0
+// when the loop runs serially: the per-thread scratch slot (slots sized by the kernel's thread count). Not
+// omp_get_thread_num(), which inside a team the loop did not open (a plan run by a user's OpenMP team, or
+// by the batch split of cores/core.h) numbers that team's threads, past the kernel's slots.
+inline int thread_slot() { return detail::loop_slot; }
+
+// fn(i) for i in [0, jobs), statically split (contiguous ranges per thread).
 template <class F>
 inline void parallel_for(int64_t jobs, int threads, F&& fn) {
-  if (runs_parallel(jobs, threads)) {
-#pragma omp parallel for schedule(static) num_threads(threads)
+  if (detail::in_team) {  // a forward's team: every member arrives here; share the loop out
+    detail::SlotScope slot(omp_get_thread_num());
+#pragma omp for schedule(static)
     for (int64_t i = 0; i < jobs; ++i) fn(i);
+  } else if (runs_parallel(jobs, threads)) {
+#pragma omp parallel num_threads(threads)
+    {
+      detail::SlotScope slot(omp_get_thread_num());
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < jobs; ++i) fn(i);
+    }
   } else {
+    detail::SlotScope slot(0);
     for (int64_t i = 0; i < jobs; ++i) fn(i);
   }
 }
@@ -72,10 +119,19 @@ inline void parallel_for(int64_t jobs, int threads, F&& fn) {
 // The same with dynamic scheduling, for jobs of uneven cost.
 template <class F>
 inline void parallel_for_dynamic(int64_t jobs, int threads, F&& fn) {
-  if (runs_parallel(jobs, threads)) {
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
+  if (detail::in_team) {
+    detail::SlotScope slot(omp_get_thread_num());
+#pragma omp for schedule(dynamic)
     for (int64_t i = 0; i < jobs; ++i) fn(i);
+  } else if (runs_parallel(jobs, threads)) {
+#pragma omp parallel num_threads(threads)
+    {
+      detail::SlotScope slot(omp_get_thread_num());
+#pragma omp for schedule(dynamic)
+      for (int64_t i = 0; i < jobs; ++i) fn(i);
+    }
   } else {
+    detail::SlotScope slot(0);
     for (int64_t i = 0; i < jobs; ++i) fn(i);
   }
 }

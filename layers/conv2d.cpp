@@ -18,6 +18,7 @@ class KernelOp final : public Op {
   std::unique_ptr<RunState> make_state() const override { return k_->make_state(); }
   double conv_flops() const override { return flops_; }
   void list_convs(std::vector<ConvRun>& out) const override { out.insert(out.end(), runs_.begin(), runs_.end()); }
+  bool team_safe() const override { return k_->team_safe(); }
 
  protected:
   void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {

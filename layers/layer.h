@@ -61,6 +61,8 @@ class Op {
   // Appends the convolutions this op runs, in order (an op that runs convolutions overrides it; one that
   // contains other ops forwards to them). Default: none.
   virtual void list_convs(std::vector<ConvRun>& out) const {}
+  // Whether every thread of a forward's team may run it at once (ConvKernel::team_safe); default no.
+  virtual bool team_safe() const { return false; }
 
  protected:
   // The work, on tensors of the planned shapes.

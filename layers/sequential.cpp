@@ -35,6 +35,12 @@ class SequentialOp final : public Op {
   void list_convs(std::vector<ConvRun>& out) const override {
     for (const auto& op : ops) op->list_convs(out);
   }
+  // Its own code only picks buffers; the children run one after another (each loop ends in a barrier).
+  bool team_safe() const override {
+    for (const auto& op : ops)
+      if (!op->team_safe()) return false;
+    return true;
+  }
 
  protected:
   void do_run(const Tensor& in, Tensor& out, float* scratch, RunState* state) const override {

@@ -8,10 +8,12 @@
 #include <cstdlib>
 #include <exception>
 #include <new>
+#include <omp.h>
 #include <thread>
 
 #include "cores/factory.h"
 #include "engine/error.h"
+#include "engine/isa.h"
 #include "tests/alloc_count.h"
 #include "tests/test_util.h"
 
@@ -285,4 +287,161 @@ TEST_CASE("a run refuses an output that overlaps the input, and accepts interlea
   Tensor in_inside = big.channels(2, 1);
   CHECK_THROWS_AS(plan->run(in_inside, out_view, ws), UsageError);
   CHECK_THROWS_WITH(plan->run(in_inside, out_view, ws), Contains("output overlaps the input"));
+}
+
+
+namespace {
+
+// A small SENSORIUM-like core (9x9 input conv, depth-separable 7x7 hidden layers): the batch split runs
+// its fused and unfused depth-separable blocks on one image and one thread.
+const char* kDsCore = R"({"core": "Stacked2dCore", "config": {"input_channels": 1, "hidden_channels": 16,
+    "input_kern": 9, "hidden_kern": 7, "layers": 3, "depth_separable": true, "pad_input": false, "stack": -1}})";
+
+std::unique_ptr<Core> ds_core(int threads, Isa isa, Backend b = Backend::Native) {
+  auto core = make_core(kDsCore, "ds.json");
+  core->init(11);
+  EngineOptions opt;
+  opt.backend = b;
+  opt.threads = threads;
+  opt.isa = isa;
+  core->prepare(opt);
+  return core;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return false;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (a.data()[i] != b.data()[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("the batch split and the forward's team give the sequential path's bits", "[plan][split]") {
+  static const std::vector<Isa> isas = [] {  // static: Catch runs the body once per section
+    std::vector<Isa> v{Isa::Generic};
+    for (Isa i : test::runnable_isas("batch split")) v.push_back(i);
+    return v;
+  }();
+  for (Isa isa : isas) {
+    auto one = ds_core(1, isa);
+    for (int threads : {1, 2, 3}) {
+      auto core = ds_core(threads, isa);
+      // batch < threads, = threads, odd, not a multiple below 4T (a rest plan), not a multiple above.
+      for (int64_t batch : {1, 2, 3, 5, 9, 13}) {
+        DYNAMIC_SECTION(isa_name(isa) << ", " << threads << " threads, batch " << batch) {
+          const Shape in{batch, 1, 20, 24};
+          auto plan = core->plan(in);
+          const bool split = threads > 1 && batch >= threads;
+          CHECK(plan->splits_batch() == split);
+          // Fewer images than threads: one team for the whole forward where every kernel allows it (the
+          // native vector kernels; on the generic ISA the convolutions run gemm, which does not).
+          CHECK(plan->runs_as_team() == (!split && threads > 1 && isa != Isa::Generic));
+          if (split) {
+            const int64_t left = batch % threads;
+            CHECK(plan->split_images() == (left > 0 && batch < 4 * threads ? batch - left : batch));
+          }
+          const Tensor x = test::random_tensor(in, 20 + uint64_t(batch));
+          const Tensor want = one->plan(in)->run(x);  // one thread: every kernel over the whole batch
+          Tensor out(plan->output_shape());
+          Workspace ws = plan->make_workspace();
+          for (int r = 0; r < 2; ++r) {
+            out.fill(-1.0f);
+            plan->run(x, out, ws);
+            CHECK(same_bits(out, want));
+          }
+          // With a tap (per-block outputs of the whole batch) the plan runs block by block: same output, and
+          // the batch-split run after it still the same.
+          int taps = 0;
+          TapFn tap = [&](const std::string&, const Tensor& t) {
+            CHECK(t.shape()[0] == batch);
+            ++taps;
+          };
+          out.fill(-1.0f);
+          plan->run(x, out, ws, &tap);
+          CHECK(taps == int(plan->num_blocks()));
+          CHECK(same_bits(out, want));
+          out.fill(-1.0f);
+          plan->run(x, out, ws);
+          CHECK(same_bits(out, want));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("the batch split inside a user's OpenMP team runs on the calling thread", "[plan][split]") {
+  auto core = ds_core(2, Isa::Auto);
+  const Shape in{4, 1, 20, 24};
+  auto plan = core->plan(in);
+  REQUIRE(plan->splits_batch());
+  const Tensor want = ds_core(1, Isa::Auto)->plan(in)->run(test::random_tensor(in, 3));
+  const Tensor x = test::random_tensor(in, 3);
+  Tensor outs[2] = {Tensor(plan->output_shape()), Tensor(plan->output_shape())};
+  int in_team[2] = {0, 0};
+  std::exception_ptr err[2];
+#pragma omp parallel num_threads(2)
+  {
+    const int t = omp_get_thread_num();
+    try {
+      Workspace ws = plan->make_workspace();
+      in_team[t] = omp_in_parallel() ? 1 : 0;
+      plan->run(x, outs[t], ws);
+    } catch (...) {
+      err[t] = std::current_exception();
+    }
+  }
+  for (auto& e : err)
+    if (e) std::rethrow_exception(e);
+  for (int t = 0; t < 2; ++t) {
+    INFO("thread " << t << (in_team[t] ? " (in a team)" : ""));
+    CHECK(same_bits(outs[t], want));
+  }
+}
+
+TEST_CASE("the batch split on the other backends: same results, not on onednn", "[plan][split]") {
+  for (Backend b : all_backends()) {
+    DYNAMIC_SECTION(backend_name(b)) {
+      auto core = ds_core(2, Isa::Auto, b);
+      const Shape in{3, 1, 18, 22};
+      auto plan = core->plan(in);
+      CHECK(plan->splits_batch() == (b != Backend::OneDnn));
+      const Tensor x = test::random_tensor(in, 5);
+      const Tensor y = plan->run(x);
+      const Tensor want = ds_core(1, Isa::Auto, b)->plan(in)->run(x);
+      // Every backend but oneDNN sums each output in an order the thread count does not change.
+      if (b == Backend::OneDnn)
+        CHECK(test::normalised_error(y, want) < 1e-5);
+      else
+        CHECK(same_bits(y, want));
+    }
+  }
+}
+
+TEST_CASE("under a memory cap a plan splits the batch only if a tapped run fits too", "[plan][split]") {
+  const Shape in{4, 1, 20, 24};
+  auto core = ds_core(2, Isa::Auto);
+  auto free_plan = core->plan(in);
+  REQUIRE(free_plan->splits_batch());
+  const size_t split_bytes = (free_plan->workspace_floats() + size_t(free_plan->output_shape().numel())) * sizeof(float);
+  auto capped = [&](size_t cap) {
+    auto c = make_core(kDsCore, "ds.json");
+    c->init(11);
+    EngineOptions opt;
+    opt.threads = 2;
+    opt.max_memory = cap;
+    c->prepare(opt);
+    return c;
+  };
+  CHECK(capped(size_t(1) << 30)->plan(in)->splits_batch());
+  // Room for the split alone, not for the block-by-block scratch a tapped run adds: no split (then the
+  // block-by-block plan must fit by itself, or planning fails naming the cap).
+  auto tight = capped(split_bytes);
+  try {
+    auto p = tight->plan(in);
+    CHECK_FALSE(p->splits_batch());
+    CHECK((p->workspace_floats() + size_t(p->output_shape().numel())) * sizeof(float) <= split_bytes);
+  } catch (const ResourceError& e) {
+    CHECK_THAT(e.what(), Contains("max_memory"));
+  }
 }

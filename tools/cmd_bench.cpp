@@ -218,7 +218,9 @@ void register_bench(CLI::App& app, int& status) {
       ->check(CLI::Range(int64_t(1), int64_t(10000)));
   cmd->add_option("--neurons", args->neurons, "Models: neurons per session")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  cmd->add_flag("--layers", args->layers, "Also time each block (features.layerN) between Plan::run's taps");
+  cmd->add_flag("--layers", args->layers, "Also time each block (features.layerN) between Plan::run's taps (a tapped run goes block by "
+                "block, each kernel splitting its own work: not the batch split or the single thread team a "
+                "plain run uses, docs/ARCHITECTURE.md, so its latency may differ)");
   cmd->add_flag("--json", args->json,
                 "Print one JSON object: core, batch, threads, backend, winograd, median_ms, min_ms, p99_ms, "
                 "gflop, gflops (direct-equivalent, see above; flops_basis says so), peak_gflops, "

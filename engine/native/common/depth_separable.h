@@ -56,16 +56,16 @@ class DepthSeparableConv final : public ConvKernel {
   }
 
   Backend backend() const override { return Backend::Native; }
+  bool team_safe() const override { return true; }
   std::unique_ptr<RunState> make_state() const override { return nullptr; }
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, pd_, in_, out_, in, out);
     const int64_t jobs = in_[0] * ranges_, OH = out_[2];
-    const bool par = runs_parallel(jobs, threads_);
     parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
       const int64_t n = j / ranges_, k = j % ranges_;
-      float* s = scratch + size_t(par ? omp_get_thread_num() : 0) * thread_floats();
+      float* s = scratch + size_t(thread_slot()) * thread_floats();
       job(in.image(n), out.image(n), s, k * OH / ranges_, (k + 1) * OH / ranges_);
     });
   }

@@ -157,6 +157,7 @@ class DepthwiseConv final : public ConvKernel {
   }
 
   Backend backend() const override { return Backend::Native; }
+  bool team_safe() const override { return true; }
   std::unique_ptr<RunState> make_state() const override { return nullptr; }
   const float* packed_weights() const override { return wpack_->data(); }
   size_t scratch_floats() const override { return size_t(threads_) * plane_floats(); }
@@ -165,10 +166,9 @@ class DepthwiseConv final : public ConvKernel {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
     const int64_t C = p_.out_channels, H = in_[2], Wd = in_[3], KK = p_.kernel_h * p_.kernel_w;
     const int64_t jobs = in_[0] * C;
-    const bool par = runs_parallel(jobs, threads_);
     parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
       const int64_t n = j / C, c = j % C;
-      float* buf = scratch + size_t(par ? omp_get_thread_num() : 0) * plane_floats();
+      float* buf = scratch + size_t(thread_slot()) * plane_floats();
       depthwise_pad(p_, L_, in.image(n) + c * H * Wd, 0, H, Wd, 0, rows_, buf);
       depthwise_rows<V>(p_, L_, wpack_->data() + c * KK, buf, 0, 0, out_[2], out_[3],
                         out.image(n) + c * out_[2] * out_[3], c, epilogue_);

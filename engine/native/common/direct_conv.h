@@ -36,6 +36,7 @@ class DirectConv final : public ConvKernel {
   }
 
   Backend backend() const override { return Backend::Native; }
+  bool team_safe() const override { return true; }
   // Overridden here so that no function of npcore's own namespace is compiled for this ISA.
   std::unique_ptr<RunState> make_state() const override { return nullptr; }
   // One padded image, or one per thread when the batch is split by images.
@@ -48,9 +49,8 @@ class DirectConv final : public ConvKernel {
       // A batch of at least as many images as threads: one parallel region, a thread pads and convolves
       // whole images in its own buffer (each region costs a fork and a join, which on a busy machine
       // wait for a descheduled thread).
-      const bool par = runs_parallel(in_[0], threads_);
       parallel_for_dynamic(in_[0], threads_, [&](int64_t n) {
-        float* buf = scratch + size_t(par ? omp_get_thread_num() : 0) * image_floats();
+        float* buf = scratch + size_t(thread_slot()) * image_floats();
         const float* x = in.image(n);
         float* y = out.image(n);
         for (int64_t r = 0; r < rows_; ++r) pad_row(x, buf, r);

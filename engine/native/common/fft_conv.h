@@ -166,7 +166,7 @@ class FftConv final : public ConvKernel {
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
     parallel_for(groups_, threads_, [&](int64_t g) {
-      group(in, out, g, scratch + size_t(omp_get_thread_num()) * thread_floats());
+      group(in, out, g, scratch + size_t(thread_slot()) * thread_floats());
     });
   }
 

@@ -109,6 +109,7 @@ class PointwiseConv final : public ConvKernel {
   }
 
   Backend backend() const override { return Backend::Native; }
+  bool team_safe() const override { return true; }
   std::unique_ptr<RunState> make_state() const override { return nullptr; }
   const float* packed_weights() const override { return wpack_->data(); }
   size_t scratch_floats() const override { return size_t(threads_) * panel_floats(); }
@@ -116,11 +117,10 @@ class PointwiseConv final : public ConvKernel {
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
     const int64_t jobs = in_[0] * jobs_per_image_;
-    const bool par = runs_parallel(jobs, threads_);
     parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
       const int64_t n = j / jobs_per_image_, t0 = (j % jobs_per_image_) * tiles_per_job_;
       const int64_t t1 = t0 + tiles_per_job_ < tiles_ ? t0 + tiles_per_job_ : tiles_;
-      float* panel = scratch + size_t(par ? omp_get_thread_num() : 0) * panel_floats();
+      float* panel = scratch + size_t(thread_slot()) * panel_floats();
       job(in.image(n), out.image(n), panel, t0, t1);
     });
   }

@@ -85,7 +85,7 @@ class WinogradConv final : public ConvKernel {
     check_run_shapes(Backend::Native, p_, in_, out_, in, out);
     const int64_t total = in_[0] * TH_ * tw_vecs_;
     parallel_for_dynamic((total + vecs_ - 1) / vecs_, threads_, [&](int64_t j) {
-      block(in, out, j * vecs_, total, scratch + omp_get_thread_num() * thread_floats());
+      block(in, out, j * vecs_, total, scratch + size_t(thread_slot()) * thread_floats());
     });
   }
 
