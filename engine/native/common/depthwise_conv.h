@@ -59,20 +59,35 @@ inline void depthwise_pad(const Conv2dParams& p, const DepthwiseLayout& L, const
   }
 }
 
-// NV output vectors from vector v0 of the output row whose first tap row is `row` (a row of the padded
-// buffer); the last one stores `last` lanes. w: the channel's KH*KW weights.
+// The padded rows an output row's taps read: a plane of consecutive rows (ring = 0), or a ring of `ring`
+// rows in which padded row r sits at slot r % ring (the fused block's pw1 output, written in place).
+struct DepthwiseRows {
+  const float* base;
+  int64_t first;  // slot of the output row's first tap row
+  int64_t step;   // slots between tap rows (dilation_h)
+  int64_t ring;   // 0: no wrap
+  int64_t stride; // floats per row
+  NPCORE_INLINE const float* at(int64_t kh) const {
+    int64_t i = first + kh * step;
+    if (ring && i >= ring) i -= ring;  // first < ring and kh step < ring
+    return base + i * stride;
+  }
+};
+
+// NV output vectors from vector v0 of the output row whose tap rows are `rows`; the last one stores
+// `last` lanes. w: the channel's KH*KW weights.
 // KW_: the kernel width when known at compile time with stride_w 1 (taps at kw dw), else 0.
 template <class V, int NV, int KW_ = 0>
-NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& L, const float* w, const float* row,
-                                  float* dst, int64_t v0, int64_t last, typename V::reg shift,
-                                  const Epilogue<V>& ep) {
+NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& L, const float* w,
+                                  const DepthwiseRows& rows, float* dst, int64_t v0, int64_t last,
+                                  typename V::reg shift, const Epilogue<V>& ep) {
   constexpr int W = V::W;
-  const int64_t KH = p.kernel_h, KW = p.kernel_w, sw = p.stride_w, dh = p.dilation_h, dw = p.dilation_w;
+  const int64_t KH = p.kernel_h, KW = p.kernel_w, sw = p.stride_w, dw = p.dilation_w;
   typename V::reg acc[NV];
 #pragma GCC unroll 8
   for (int q = 0; q < NV; ++q) acc[q] = V::zero();
   for (int64_t kh = 0; kh < KH; ++kh) {
-    const float* rr = row + kh * dh * L.row + v0 * W;
+    const float* rr = rows.at(kh) + v0 * W;
     if constexpr (KW_ > 0) {
 #pragma GCC unroll 9
       for (int kw = 0; kw < KW_; ++kw) {
@@ -108,16 +123,19 @@ NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& 
 }
 
 // Output rows [oh0, oh1) of channel c (row stride OW, dst at row oh0) from buf, which holds the padded
-// rows from pr0 on.
+// rows from pr0 on; or, with ring > 0, a ring of that many rows in which padded row r is at slot r % ring
+// (every row the output rows read present).
 template <class V>
 void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float* w, const float* buf, int64_t pr0,
-                    int64_t oh0, int64_t oh1, int64_t OW, float* dst, int64_t c, const Epilogue<V>& ep) {
+                    int64_t oh0, int64_t oh1, int64_t OW, float* dst, int64_t c, const Epilogue<V>& ep,
+                    int64_t ring = 0) {
   constexpr int W = V::W, PV = 8;
   const int64_t vecs = (OW + W - 1) / W, last = OW - W * (vecs - 1);
   const auto shift = ep.shift(c);
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     float* d = dst + (oh - oh0) * OW;
-    const float* row = buf + (oh * p.stride_h - pr0) * L.row;
+    const int64_t r = oh * p.stride_h;
+    const DepthwiseRows row{buf, ring ? r % ring : r - pr0, p.dilation_h, ring, L.row};
     // Tiles of 8 vectors; the row's rest in one tile of up to 7 (a 56-wide row: one tile of 7).
     for (int64_t v = 0; v < vecs; v += PV) {
       const int64_t n = vecs - v < PV ? vecs - v : PV, l = v + n == vecs ? last : W;
