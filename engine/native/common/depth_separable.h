@@ -140,7 +140,9 @@ class DepthSeparableConv final : public ConvKernel {
       // 2. T2 = the depthwise conv's output rows [s0, s1), channel by channel, from the ring.
       const int64_t valid2 = (s1 - s0) * OW, len2 = (valid2 + kTile - 1) / kTile * kTile;
       for (int64_t c = 0; c < C; ++c) {
-        depthwise_rows<V>(pd_, L_, wd_->data() + c * KK, t1 + c * ld1, 0, s0, s1, OW, t2 + c * ld2, c, ed_, R);
+        // The ring is larger than L2 at 144x256: the next channel's rows are prefetched meanwhile.
+        depthwise_rows<V>(pd_, L_, wd_->data() + c * KK, t1 + c * ld1, 0, s0, s1, OW, t2 + c * ld2, c, ed_, R,
+                          c + 1 < C ? t1 + (c + 1) * ld1 : nullptr, R * L_.row);
         if (len2 > valid2) std::memset(t2 + c * ld2 + valid2, 0, sizeof(float) * size_t(len2 - valid2));
       }
       // 3. pw2 from T2 into the output rows, in chunks of the L1 panel's width.
