@@ -204,8 +204,8 @@ void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float
   };
   int64_t oh = oh0;
   if (p.stride_h == 1 && p.dilation_h == 1 && p.stride_w == 1) {
-    // Pairs of rows, tiles of 5 vectors (2 x 5 accumulators: with 6, GCC spills one on AVX2).
-    constexpr int P2 = 5;
+    // Pairs of rows, tiles of 6 vectors (2 x 6 accumulators).
+    constexpr int P2 = 6;
     for (; oh + 1 < oh1; oh += 2) {
       float* d = dst + (oh - oh0) * OW;
       const DepthwiseRows row{buf, ring ? oh % ring : oh - pr0, 1, ring, L.row};
@@ -225,6 +225,7 @@ void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float
           case 2: depthwise_tile2<V, 2>(p, w, row, d, OW, v, l, c, ep); break;
           case 3: depthwise_tile2<V, 3>(p, w, row, d, OW, v, l, c, ep); break;
           case 4: depthwise_tile2<V, 4>(p, w, row, d, OW, v, l, c, ep); break;
+          case 5: depthwise_tile2<V, 5>(p, w, row, d, OW, v, l, c, ep); break;
           default: depthwise_tile2<V, P2>(p, w, row, d, OW, v, l, c, ep); break;
         }
       }
