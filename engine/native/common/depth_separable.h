@@ -2,12 +2,15 @@
 // folded into the last conv): 1x1 (pw1) -> depthwise (dw) -> 1x1 (pw2) + epilogue, over vector traits V,
 // without writing the two intermediate maps at full size. A job is a range of output rows of one image
 // (the whole image when the batch covers the threads, else ceil(threads / N) ranges); it walks its rows in
-// steps of S output rows sized so that a step's data stays in L2:
+// steps of S output rows sized so that a step's data stays in L2 where it can (at 144x256 the ring of 2
+// steps is ~0.6 MB; strips of columns that fit were tried and measured no faster):
 //   1. pw1 on the image rows the step's depthwise taps read (the halo) that are not yet computed, into T1
-//      [C][rows][W] (rows kept from the previous step are first moved to T1's front: no recomputation
-//      inside a job); the input pixels go through an L1 panel as in PointwiseConv;
-//   2. per channel: its T1 rows into the zero-bordered plane P (depthwise_pad), the step's output rows of
-//      the depthwise conv into T2 [C][S OW];
+//      (no recomputation inside a job); the input pixels go through an L1 panel as in PointwiseConv.
+//      With stride 1 along the width (job_ring) T1 is a ring of padded rows per channel, laid out as the
+//      depthwise conv's zero-bordered plane, which pw1 writes in place; else (job) T1 is [C][rows][W],
+//      the rows kept from the previous step moved to its front;
+//   2. per channel, the step's output rows of the depthwise conv into T2 [C][S OW]: read from the ring in
+//      place, or after copying the channel's T1 rows into the zero-bordered plane P (depthwise_pad);
 //   3. pw2 from T2 straight into the output rows, with the final epilogue (folded norm, activation).
 // Each stage uses the stand-alone kernels' micro-kernels (pointwise_conv.h, depthwise_conv.h), so the
 // results equal the unfused path's up to the order of nothing: the same sums in the same order.
