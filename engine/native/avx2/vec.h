@@ -55,6 +55,11 @@ struct Vec {
   static reg interleave_hi(reg a, reg b) {
     return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x31);
   }
+  // 2^n for integer-valued n in [-126, 127] (a normal float): its exponent bits.
+  static reg pow2(reg n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+  }
   // p * 2^n for integer-valued n in [-150, 128], in two steps so that each power stays a normal float.
   static reg ldexp(reg p, reg n) {
     const __m256i ni = _mm256_cvtps_epi32(n);

@@ -48,6 +48,8 @@ struct Vec {
     return _mm512_permutex2var_ps(a, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8), b);
   }
   static reg ldexp(reg p, reg n) { return _mm512_scalef_ps(p, n); }
+  // 2^n for integer-valued n in [-126, 127] (a normal float).
+  static reg pow2(reg n) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), n); }
 };
 
 }  // namespace npcore::native::avx512

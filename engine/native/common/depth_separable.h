@@ -2,12 +2,15 @@
 // folded into the last conv): 1x1 (pw1) -> depthwise (dw) -> 1x1 (pw2) + epilogue, over vector traits V,
 // without writing the two intermediate maps at full size. A job is a range of output rows of one image
 // (the whole image when the batch covers the threads, else ceil(threads / N) ranges); it walks its rows in
-// steps of S output rows sized so that a step's data stays in L2:
+// steps of S output rows sized so that a step's data stays in L2 where it can (at 144x256 the ring of 2
+// steps is ~0.6 MB; strips of columns that fit were tried and measured no faster):
 //   1. pw1 on the image rows the step's depthwise taps read (the halo) that are not yet computed, into T1
-//      [C][rows][W] (rows kept from the previous step are first moved to T1's front: no recomputation
-//      inside a job); the input pixels go through an L1 panel as in PointwiseConv;
-//   2. per channel: its T1 rows into the zero-bordered plane P (depthwise_pad), the step's output rows of
-//      the depthwise conv into T2 [C][S OW];
+//      (no recomputation inside a job); the input pixels go through an L1 panel as in PointwiseConv.
+//      With stride 1 along the width (job_ring) T1 is a ring of padded rows per channel, laid out as the
+//      depthwise conv's zero-bordered plane, which pw1 writes in place; else (job) T1 is [C][rows][W],
+//      the rows kept from the previous step moved to its front;
+//   2. per channel, the step's output rows of the depthwise conv into T2 [C][S OW]: read from the ring in
+//      place, or after copying the channel's T1 rows into the zero-bordered plane P (depthwise_pad);
 //   3. pw2 from T2 straight into the output rows, with the final epilogue (folded norm, activation).
 // Each stage uses the stand-alone kernels' micro-kernels (pointwise_conv.h, depthwise_conv.h), so the
 // results equal the unfused path's up to the order of nothing: the same sums in the same order.
@@ -46,12 +49,17 @@ class DepthSeparableConv final : public ConvKernel {
     // pw1's input panel: L1-sized, as PointwiseConv's.
     panel_tiles_ = 6144 / (p1_.in_channels * kTile);
     if (panel_tiles_ < 1) panel_tiles_ = 1;
-    // Step: the most output rows whose T1 + T2 + P fit in 384 KB, at least the depthwise halo (so that
-    // moving the kept rows costs at most as much as computing the new ones), at most a range.
+    // Stride 1 along the width: pw1 writes T1 as the depthwise conv's zero-bordered rows, in a ring (no
+    // copies); else T1 is moved and copied into P (see job).
+    ring_ = pd_.stride_w == 1;
+    // Step: the most output rows whose T1 + T2 (+ P) fit in 384 KB, at most a range; at least the
+    // depthwise halo when T1's kept rows are moved (so that moving costs at most as much as computing the
+    // new ones), at least 2 rows with the ring.
     const int64_t halo = (pd_.kernel_h - 1) * pd_.dilation_h, per_range = (OH + ranges_ - 1) / ranges_;
     int64_t S = 1;
     while (S < per_range && step_floats(S + 1) * 4 <= 384 * 1024) ++S;
-    if (S < halo) S = halo < per_range ? halo : per_range;
+    const int64_t least = ring_ ? 2 : halo;
+    if (S < least) S = least < per_range ? least : per_range;
     step_ = S;
   }
 
@@ -81,16 +89,80 @@ class DepthSeparableConv final : public ConvKernel {
     if ((ld / 16) % 2 == 0) ld += 16;
     return ld;
   }
-  int64_t t1_ld(int64_t S) const { return in_rows(S) * in_[3]; }
+  // T1's channel stride: S steps' image rows (moved), or a ring of in_rows(S) padded rows of L_.row floats
+  // (an odd number of 64-byte lines, as T2).
+  int64_t t1_ld(int64_t S) const {
+    if (!ring_) return in_rows(S) * in_[3];
+    int64_t ld = in_rows(S) * L_.row;
+    if ((ld / 16) % 2 == 0) ld += 16;
+    return ld;
+  }
   int64_t panel_floats() const { return p1_.in_channels * panel_tiles_ * kTile; }
   int64_t step_floats(int64_t S) const {
     const int64_t C = pd_.out_channels;
-    return C * t1_ld(S) + C * t2_ld(S) + in_rows(S) * L_.row + panel_floats();
+    return C * t1_ld(S) + C * t2_ld(S) + (ring_ ? 0 : in_rows(S) * L_.row) + panel_floats();
   }
   size_t thread_floats() const { return size_t((step_floats(step_) + 15) / 16 * 16); }
 
+  // Output rows [oh_a, oh_b) of one image, stride 1 along the width. T1 is a ring of in_rows(step_) padded
+  // rows per channel, laid out as depthwise_pad lays out a plane (L_.row floats, image column x at x + pad_w,
+  // zeros around): pw1 writes each new image row into its slot (padded row r at r % ring) and the depthwise
+  // conv reads the ring in place; rows above and below the image are zero rows.
+  void job_ring(const float* x, float* y, float* scratch, int64_t oh_a, int64_t oh_b) const {
+    const int64_t Cin = p1_.in_channels, C = pd_.out_channels, H = in_[2], Wd = in_[3];
+    const int64_t OH = out_[2], OW = out_[3], KK = pd_.kernel_h * pd_.kernel_w;
+    const int64_t R = in_rows(step_), ld1 = t1_ld(step_), ld2 = t2_ld(step_), pw = pd_.pad_w;
+    float* t1 = scratch;
+    float* t2 = t1 + C * ld1;
+    float* panel = t2 + C * ld2;
+    std::memset(t1, 0, sizeof(float) * size_t(C * ld1));  // the borders stay zero
+    const int64_t chunk = panel_tiles_ * kTile;
+    int64_t next = oh_a * pd_.stride_h;  // the first padded row not yet in the ring
+    for (int64_t s0 = oh_a; s0 < oh_b; s0 += step_) {
+      const int64_t s1 = s0 + step_ < oh_b ? s0 + step_ : oh_b;
+      const int64_t pr0 = s0 * pd_.stride_h, pr1 = (s1 - 1) * pd_.stride_h + (pd_.kernel_h - 1) * pd_.dilation_h + 1;
+      // 1. pw1 of the padded rows [max(next, pr0), pr1) into their slots (they replace rows before pr0).
+      for (int64_t r = next > pr0 ? next : pr0; r < pr1; ++r) {
+        float* row = t1 + (r % R) * L_.row + pw;
+        const int64_t h = r - pd_.pad_h;
+        if (h < 0 || h >= H) {
+          for (int64_t c = 0; c < C; ++c) std::memset(row + c * ld1, 0, sizeof(float) * size_t(Wd));
+          continue;
+        }
+        // The row in chunks of the L1 panel's width.
+        for (int64_t px = 0; px < Wd; px += chunk) {
+          const int64_t valid = Wd - px < chunk ? Wd - px : chunk, len = (valid + V::W - 1) / V::W * V::W;
+          for (int64_t ic = 0; ic < Cin; ++ic) {
+            std::memcpy(panel + ic * len, x + (ic * H + h) * Wd + px, sizeof(float) * size_t(valid));
+            if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
+          }
+          pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, valid, row + px, ld1, e1_);
+        }
+      }
+      if (pr1 > next) next = pr1;
+      // 2. T2 = the depthwise conv's output rows [s0, s1), channel by channel, from the ring.
+      const int64_t valid2 = (s1 - s0) * OW, len2 = (valid2 + kTile - 1) / kTile * kTile;
+      for (int64_t c = 0; c < C; ++c) {
+        // The ring is larger than L2 at 144x256: the next channel's rows are prefetched meanwhile.
+        depthwise_rows<V>(pd_, L_, wd_->data() + c * KK, t1 + c * ld1, 0, s0, s1, OW, t2 + c * ld2, c, ed_, R,
+                          c + 1 < C ? t1 + (c + 1) * ld1 : nullptr, R * L_.row);
+        if (len2 > valid2) std::memset(t2 + c * ld2 + valid2, 0, sizeof(float) * size_t(len2 - valid2));
+      }
+      // 3. pw2 from T2 into the output rows, in chunks of the L1 panel's width.
+      for (int64_t px = 0; px < valid2; px += chunk) {
+        const int64_t v = valid2 - px < chunk ? valid2 - px : chunk;
+        pointwise_panel<V, OCB, PV>(w2_->data(), blocks2_, C, p2_.out_channels, t2 + px, ld2, v, y + s0 * OW + px,
+                                    OH * OW, e2_);
+      }
+    }
+  }
+
   // Output rows [oh_a, oh_b) of one image.
   void job(const float* x, float* y, float* scratch, int64_t oh_a, int64_t oh_b) const {
+    if (ring_) {
+      job_ring(x, y, scratch, oh_a, oh_b);
+      return;
+    }
     const int64_t Cin = p1_.in_channels, C = pd_.out_channels, H = in_[2], Wd = in_[3];
     const int64_t OH = out_[2], OW = out_[3], KK = pd_.kernel_h * pd_.kernel_w;
     const int64_t ld1 = t1_ld(step_), ld2 = t2_ld(step_);
@@ -117,7 +189,7 @@ class DepthSeparableConv final : public ConvKernel {
           std::memcpy(panel + ic * len, x + ic * H * Wd + px, sizeof(float) * size_t(valid));
           if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
         }
-        pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, len, valid, t1 + (px - h0 * Wd), ld1, e1_);
+        pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, valid, t1 + (px - h0 * Wd), ld1, e1_);
       }
       if (h1 > have1) have1 = h1;
       // 2. T2 = the depthwise conv's output rows [s0, s1), channel by channel.
@@ -130,8 +202,8 @@ class DepthSeparableConv final : public ConvKernel {
       // 3. pw2 from T2 into the output rows.
       // In chunks of the L1 panel's width, so that a chunk's C rows stay in L1 across the channel blocks.
       for (int64_t px = 0; px < valid2; px += chunk) {
-        const int64_t v = valid2 - px < chunk ? valid2 - px : chunk, l = (v + kTile - 1) / kTile * kTile;
-        pointwise_panel<V, OCB, PV>(w2_->data(), blocks2_, C, p2_.out_channels, t2 + px, ld2, l, v, y + s0 * OW + px,
+        const int64_t v = valid2 - px < chunk ? valid2 - px : chunk;
+        pointwise_panel<V, OCB, PV>(w2_->data(), blocks2_, C, p2_.out_channels, t2 + px, ld2, v, y + s0 * OW + px,
                                     OH * OW, e2_);
       }
     }
@@ -146,6 +218,7 @@ class DepthSeparableConv final : public ConvKernel {
   PackedRef w1_, wd_, w2_;  // each shared with its layer's other kernels (engine/packed_weights.h)
   Epilogue<V> e1_, ed_, e2_;
   int threads_ = 1;
+  bool ring_ = false;  // T1 as the depthwise conv's padded rows in a ring (stride_w 1)
 };
 
 }  // namespace npcore::native::NPCORE_ISA_NS

@@ -59,20 +59,35 @@ inline void depthwise_pad(const Conv2dParams& p, const DepthwiseLayout& L, const
   }
 }
 
-// NV output vectors from vector v0 of the output row whose first tap row is `row` (a row of the padded
-// buffer); the last one stores `last` lanes. w: the channel's KH*KW weights.
+// The padded rows an output row's taps read: a plane of consecutive rows (ring = 0), or a ring of `ring`
+// rows in which padded row r sits at slot r % ring (the fused block's pw1 output, written in place).
+struct DepthwiseRows {
+  const float* base;
+  int64_t first;  // slot of the output row's first tap row
+  int64_t step;   // slots between tap rows (dilation_h)
+  int64_t ring;   // 0: no wrap
+  int64_t stride; // floats per row
+  NPCORE_INLINE const float* at(int64_t kh) const {
+    int64_t i = first + kh * step;
+    if (ring && i >= ring) i -= ring;  // first < ring and kh step < ring
+    return base + i * stride;
+  }
+};
+
+// NV output vectors from vector v0 of the output row whose tap rows are `rows`; the last one stores
+// `last` lanes. w: the channel's KH*KW weights.
 // KW_: the kernel width when known at compile time with stride_w 1 (taps at kw dw), else 0.
 template <class V, int NV, int KW_ = 0>
-NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& L, const float* w, const float* row,
-                                  float* dst, int64_t v0, int64_t last, typename V::reg shift,
-                                  const Epilogue<V>& ep) {
+NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& L, const float* w,
+                                  const DepthwiseRows& rows, float* dst, int64_t v0, int64_t last,
+                                  typename V::reg shift, const Epilogue<V>& ep) {
   constexpr int W = V::W;
-  const int64_t KH = p.kernel_h, KW = p.kernel_w, sw = p.stride_w, dh = p.dilation_h, dw = p.dilation_w;
+  const int64_t KH = p.kernel_h, KW = p.kernel_w, sw = p.stride_w, dw = p.dilation_w;
   typename V::reg acc[NV];
 #pragma GCC unroll 8
   for (int q = 0; q < NV; ++q) acc[q] = V::zero();
   for (int64_t kh = 0; kh < KH; ++kh) {
-    const float* rr = row + kh * dh * L.row + v0 * W;
+    const float* rr = rows.at(kh) + v0 * W;
     if constexpr (KW_ > 0) {
 #pragma GCC unroll 9
       for (int kw = 0; kw < KW_; ++kw) {
@@ -107,17 +122,122 @@ NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& 
   }
 }
 
+// Two output rows at once (stride 1 and dilation 1 down the columns, stride 1 along the rows): rows oh
+// and oh + 1 share KH - 1 of their KH + 1 tap rows, so each loaded input vector feeds both rows' FMAs
+// (NV vectors per row; 2 NV accumulators, one input register). Each row's sum runs over its taps in the
+// order depthwise_tile takes them: the same values. `rows` are oh's tap rows (rows.at(KH) is oh + 1's
+// last); dst row stride ld.
+template <class V, int NV, int KW_ = 0>
+NPCORE_INLINE void depthwise_tile2(const Conv2dParams& p, const float* w, const DepthwiseRows& rows, float* dst,
+                                   int64_t ld, int64_t v0, int64_t last, int64_t c, const Epilogue<V>& ep) {
+  constexpr int W = V::W;
+  const int64_t KH = p.kernel_h, KW = KW_ > 0 ? KW_ : p.kernel_w, dw = p.dilation_w;
+  typename V::reg a0[NV], a1[NV];
+#pragma GCC unroll 8
+  for (int q = 0; q < NV; ++q) a0[q] = a1[q] = V::zero();
+  // Input row i is tap row i of oh (i < KH) and tap row i - 1 of oh + 1 (i >= 1). The tap loops are not
+  // unrolled: GCC would hoist every tap's broadcasts and spill accumulators.
+  {
+    const float* rr = rows.at(0) + v0 * W;
+#pragma GCC unroll 1
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const auto wv = V::set1(w[kw]);
+#pragma GCC unroll 8
+      for (int q = 0; q < NV; ++q) a0[q] = V::fmadd(wv, V::load(rr + kw * dw + W * q), a0[q]);
+    }
+  }
+  for (int64_t i = 1; i < KH; ++i) {
+    const float* rr = rows.at(i) + v0 * W;
+    const float* w0 = w + i * KW;
+    const float* w1 = w0 - KW;
+#pragma GCC unroll 1
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const auto wv0 = V::set1(w0[kw]), wv1 = V::set1(w1[kw]);
+#pragma GCC unroll 8
+      for (int q = 0; q < NV; ++q) {
+        const auto x = V::load(rr + kw * dw + W * q);
+        a0[q] = V::fmadd(wv0, x, a0[q]);
+        a1[q] = V::fmadd(wv1, x, a1[q]);
+      }
+    }
+  }
+  {
+    const float* rr = rows.at(KH) + v0 * W;
+    const float* w1 = w + (KH - 1) * KW;
+#pragma GCC unroll 1
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const auto wv = V::set1(w1[kw]);
+#pragma GCC unroll 8
+      for (int q = 0; q < NV; ++q) a1[q] = V::fmadd(wv, V::load(rr + kw * dw + W * q), a1[q]);
+    }
+  }
+  const auto shift = ep.shift(c);  // only now: the loops above need every register
+#pragma GCC unroll 8
+  for (int q = 0; q < NV; ++q) {
+    const auto y0 = ep.apply(a0[q], shift), y1 = ep.apply(a1[q], shift);
+    if (q + 1 < NV || last == W) {
+      V::store(dst + (v0 + q) * W, y0);
+      V::store(dst + ld + (v0 + q) * W, y1);
+    } else {
+      V::store_mask(dst + (v0 + q) * W, V::mask_first(last), y0);
+      V::store_mask(dst + ld + (v0 + q) * W, V::mask_first(last), y1);
+    }
+  }
+}
+
 // Output rows [oh0, oh1) of channel c (row stride OW, dst at row oh0) from buf, which holds the padded
-// rows from pr0 on.
+// rows from pr0 on; or, with ring > 0, a ring of that many rows in which padded row r is at slot r % ring
+// (every row the output rows read present).
 template <class V>
 void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float* w, const float* buf, int64_t pr0,
-                    int64_t oh0, int64_t oh1, int64_t OW, float* dst, int64_t c, const Epilogue<V>& ep) {
+                    int64_t oh0, int64_t oh1, int64_t OW, float* dst, int64_t c, const Epilogue<V>& ep,
+                    int64_t ring = 0, const float* pf = nullptr, int64_t pf_floats = 0) {
   constexpr int W = V::W, PV = 8;
   const int64_t vecs = (OW + W - 1) / W, last = OW - W * (vecs - 1);
   const auto shift = ep.shift(c);
-  for (int64_t oh = oh0; oh < oh1; ++oh) {
+  // Prefetch [pf, pf + pf_floats) (the next channel's rows) a few lines per output row.
+  const int64_t pf_per_row = oh1 > oh0 ? (pf_floats / 16 + (oh1 - oh0) - 1) / (oh1 - oh0) : 0;
+  int64_t pf_line = 0;
+  auto prefetch_rows = [&](int64_t n_rows) {
+    for (int64_t k = 0; k < pf_per_row * n_rows && pf_line * 16 < pf_floats; ++k, ++pf_line)
+      __builtin_prefetch(pf + pf_line * 16);
+  };
+  int64_t oh = oh0;
+  if (p.stride_h == 1 && p.dilation_h == 1 && p.stride_w == 1) {
+    // Pairs of rows, tiles of 6 vectors (2 x 6 accumulators).
+    constexpr int P2 = 6;
+    for (; oh + 1 < oh1; oh += 2) {
+      float* d = dst + (oh - oh0) * OW;
+      const DepthwiseRows row{buf, ring ? oh % ring : oh - pr0, 1, ring, L.row};
+      if (pf) prefetch_rows(2);
+      for (int64_t v = 0; v < vecs; v += P2) {
+        const int64_t n = vecs - v < P2 ? vecs - v : P2, l = v + n == vecs ? last : W;
+        if (n == P2 && p.kernel_w == 7) {
+          depthwise_tile2<V, P2, 7>(p, w, row, d, OW, v, l, c, ep);
+          continue;
+        }
+        if (n == P2 && p.kernel_w == 3) {
+          depthwise_tile2<V, P2, 3>(p, w, row, d, OW, v, l, c, ep);
+          continue;
+        }
+        switch (n) {
+          case 1: depthwise_tile2<V, 1>(p, w, row, d, OW, v, l, c, ep); break;
+          case 2: depthwise_tile2<V, 2>(p, w, row, d, OW, v, l, c, ep); break;
+          case 3: depthwise_tile2<V, 3>(p, w, row, d, OW, v, l, c, ep); break;
+          case 4: depthwise_tile2<V, 4>(p, w, row, d, OW, v, l, c, ep); break;
+          case 5: depthwise_tile2<V, 5>(p, w, row, d, OW, v, l, c, ep); break;
+          default: depthwise_tile2<V, P2>(p, w, row, d, OW, v, l, c, ep); break;
+        }
+      }
+      ep.finish(d, OW);
+      ep.finish(d + OW, OW);
+    }
+  }
+  for (; oh < oh1; ++oh) {
     float* d = dst + (oh - oh0) * OW;
-    const float* row = buf + (oh * p.stride_h - pr0) * L.row;
+    const int64_t r = oh * p.stride_h;
+    const DepthwiseRows row{buf, ring ? r % ring : r - pr0, p.dilation_h, ring, L.row};
+    if (pf) prefetch_rows(1);
     // Tiles of 8 vectors; the row's rest in one tile of up to 7 (a 56-wide row: one tile of 7).
     for (int64_t v = 0; v < vecs; v += PV) {
       const int64_t n = vecs - v < PV ? vecs - v : PV, l = v + n == vecs ? last : W;

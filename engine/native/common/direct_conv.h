@@ -180,7 +180,19 @@ class DirectConv final : public ConvKernel {
 #pragma GCC unroll 3
         for (int q = 0; q < PW; ++q) acc[o][q] = V::add(V::load(&total[o][W * q]), acc[o][q]);
     }
-    // Epilogue: bias and activation in registers, then the store (masked for the row's tail).
+    // Epilogue: bias and activation in registers (the activation's branch chosen once per tile), then the
+    // store (masked for the row's tail).
+    using E = Epilogue<V>;
+    switch (epilogue_.mode()) {
+      case E::kShift: store_tile<PW, E::kShift>(acc, y, oh, b, ow, last); break;
+      case E::kElu: store_tile<PW, E::kElu>(acc, y, oh, b, ow, last); break;
+      default: store_tile<PW, E::kAny>(acc, y, oh, b, ow, last); break;
+    }
+  }
+
+  template <int PW, int M>
+  NPCORE_INLINE void store_tile(typename V::reg (&acc)[OCB][PW], float* y, int64_t oh, int64_t b, int64_t ow,
+                                int64_t last) const {
     const int64_t OC = p_.out_channels, OHW = out_[2] * out_[3];
     const auto tail = V::mask_first(last);
 #pragma GCC unroll 8
@@ -191,7 +203,7 @@ class DirectConv final : public ConvKernel {
       const auto sin = epilogue_.shift(oc);
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) {
-        const auto v = epilogue_.apply(acc[o][q], sin);
+        const auto v = epilogue_.template apply_m<M>(acc[o][q], sin);
         if (q + 1 < PW)
           V::store(dst + W * q, v);
         else

@@ -17,7 +17,8 @@ namespace npcore::native::NPCORE_ISA_NS {
 // One micro-tile: OCB output channels (block b of the weights packed by pack_pointwise_weights, channels
 // oc0 = b OCB ..., of OC) x PV vectors of pixels read from xp (channel stride ld, PV W readable floats per
 // channel); the first n pixels are stored at dst (channel stride dst_ld) after the epilogue.
-template <class V, int OCB, int PV>
+// M: the epilogue's mode (Epilogue::mode()).
+template <class V, int OCB, int PV, int M>
 NPCORE_INLINE void pointwise_tile(const float* wpack, int64_t IC, int64_t OC, int64_t b, const float* xp, int64_t ld,
                                   float* dst, int64_t dst_ld, int64_t n, const Epilogue<V>& ep) {
   constexpr int W = V::W;
@@ -27,8 +28,9 @@ NPCORE_INLINE void pointwise_tile(const float* wpack, int64_t IC, int64_t OC, in
 #pragma GCC unroll 4
     for (int q = 0; q < PV; ++q) acc[o][q] = V::zero();
   // Two-level summation as in direct_conv.h: registers sum at most kChunk input channels, then are added
-  // to a running total in L1 (float32 chains no longer than PyTorch's blocked sums).
-  constexpr int64_t kChunk = 16;
+  // to a running total in L1. 64 terms, fewer than the direct conv's chains (16 channels x k taps: 112 for
+  // 7x7, 81 for the 1-channel 9x9 input layer; docs/ACCURACY.md): a 64-channel 1x1 sums in registers alone.
+  constexpr int64_t kChunk = 64;
   alignas(64) float total[OCB][PV * W];
   bool first = true;
   const float* w = wpack + size_t(b) * size_t(IC * OCB);
@@ -60,7 +62,7 @@ NPCORE_INLINE void pointwise_tile(const float* wpack, int64_t IC, int64_t OC, in
     const auto sin = ep.shift(oc);
 #pragma GCC unroll 4
     for (int q = 0; q < PV; ++q) {
-      const auto v = ep.apply(acc[o][q], sin);
+      const auto v = ep.template apply_m<M>(acc[o][q], sin);
       const int64_t k = n - int64_t(W) * q;  // lanes of this vector to store
       if (k >= W)
         V::store(d + W * q, v);
@@ -71,17 +73,47 @@ NPCORE_INLINE void pointwise_tile(const float* wpack, int64_t IC, int64_t OC, in
   }
 }
 
-// Every output channel over a panel of `len` pixels (a multiple of PV W, readable; channel stride
-// ld >= len), storing the first `valid` pixels at dst (channel stride dst_ld): channel blocks outer, so one block's
-// weights stay in L1 while the tiles stream by.
+// The last n < PV W pixels of a panel in a micro-tile of just the vectors they need (nv of them), so that a
+// short rest (a row's tail in the fused block) does not run a whole tile: the same sums, fewer FMAs.
+template <class V, int OCB, int PV, int M>
+NPCORE_INLINE void pointwise_rest(const float* wpack, int64_t IC, int64_t OC, int64_t b, const float* xp, int64_t ld,
+                                  float* dst, int64_t dst_ld, int64_t n, const Epilogue<V>& ep) {
+  if constexpr (PV == 1) {
+    pointwise_tile<V, OCB, 1, M>(wpack, IC, OC, b, xp, ld, dst, dst_ld, n, ep);
+  } else {
+    if (n > int64_t(PV - 1) * V::W)
+      pointwise_tile<V, OCB, PV, M>(wpack, IC, OC, b, xp, ld, dst, dst_ld, n, ep);
+    else
+      pointwise_rest<V, OCB, PV - 1, M>(wpack, IC, OC, b, xp, ld, dst, dst_ld, n, ep);
+  }
+}
+
+// Every output channel over a panel of `valid` pixels (readable up to a multiple of V::W; channel stride
+// ld), storing them at dst (channel stride dst_ld): channel blocks outer, so one block's weights stay in L1
+// while the tiles stream by.
+template <class V, int OCB, int PV, int M>
+void pointwise_panel_m(const float* wpack, int64_t blocks, int64_t IC, int64_t OC, const float* panel, int64_t ld,
+                       int64_t valid, float* dst, int64_t dst_ld, const Epilogue<V>& ep) {
+  constexpr int64_t kTile = int64_t(PV) * V::W;
+  const int64_t full = valid / kTile * kTile;
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t t = 0; t < full; t += kTile)
+      pointwise_tile<V, OCB, PV, M>(wpack, IC, OC, b, panel + t, ld, dst + t, dst_ld, kTile, ep);
+    if (full < valid)
+      pointwise_rest<V, OCB, PV, M>(wpack, IC, OC, b, panel + full, ld, dst + full, dst_ld, valid - full, ep);
+  }
+}
+
+// The epilogue's mode chosen once per panel.
 template <class V, int OCB, int PV>
 void pointwise_panel(const float* wpack, int64_t blocks, int64_t IC, int64_t OC, const float* panel, int64_t ld,
-                     int64_t len, int64_t valid, float* dst, int64_t dst_ld, const Epilogue<V>& ep) {
-  constexpr int64_t kTile = int64_t(PV) * V::W;
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t t = 0; t < valid; t += kTile)
-      pointwise_tile<V, OCB, PV>(wpack, IC, OC, b, panel + t, ld, dst + t, dst_ld, valid - t < kTile ? valid - t : kTile,
-                                 ep);
+                     int64_t valid, float* dst, int64_t dst_ld, const Epilogue<V>& ep) {
+  using E = Epilogue<V>;
+  switch (ep.mode()) {
+    case E::kShift: pointwise_panel_m<V, OCB, PV, E::kShift>(wpack, blocks, IC, OC, panel, ld, valid, dst, dst_ld, ep); break;
+    case E::kElu: pointwise_panel_m<V, OCB, PV, E::kElu>(wpack, blocks, IC, OC, panel, ld, valid, dst, dst_ld, ep); break;
+    default: pointwise_panel_m<V, OCB, PV, E::kAny>(wpack, blocks, IC, OC, panel, ld, valid, dst, dst_ld, ep); break;
+  }
 }
 
 template <class V, int OCB, int PV>
@@ -138,7 +170,7 @@ class PointwiseConv final : public ConvKernel {
       std::memcpy(panel + ic * len, x + ic * HW + px0, sizeof(float) * size_t(valid));
       if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
     }
-    pointwise_panel<V, OCB, PV>(wpack_->data(), blocks_, IC, p_.out_channels, panel, len, len, valid, y + px0, HW,
+    pointwise_panel<V, OCB, PV>(wpack_->data(), blocks_, IC, p_.out_channels, panel, len, valid, y + px0, HW,
                                 epilogue_);
   }
 

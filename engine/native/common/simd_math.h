@@ -37,6 +37,30 @@ NPCORE_INLINE typename V::reg expm1_ps(typename V::reg x) {
   return V::fmadd(two_n, p, V::sub(two_n, V::set1(1.0f)));
 }
 
+// alpha expm1(min(x, 0)) where x <= 0, else x: ELU without its shifts. expm1 as expm1_ps (same reduction
+// and polynomial), clamped to [-20, 0] instead, where expm1 rounds to -1 below -17 and 2^n is a normal float
+// (one-step ldexp). NaN passes through.
+template <class V>
+NPCORE_INLINE typename V::reg elu_ps(typename V::reg v, typename V::reg alpha) {
+  const auto x = V::max(V::set1(-20.0f), V::min(V::zero(), v));  // v second in each: a NaN passes
+  const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  auto r = V::fnmadd(n, V::set1(0.693145751953125f), x);
+  r = V::fnmadd(n, V::set1(1.428606765330187045e-06f), r);
+  auto p = V::set1(1.0f / 362880.0f);
+  p = V::fmadd(p, r, V::set1(1.0f / 40320.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 5040.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 720.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 120.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 24.0f));
+  p = V::fmadd(p, r, V::set1(1.0f / 6.0f));
+  p = V::fmadd(p, r, V::set1(0.5f));
+  p = V::mul(V::mul(p, r), r);
+  p = V::add(p, r);
+  const auto two_n = V::pow2(n);
+  const auto e = V::fmadd(two_n, p, V::sub(two_n, V::set1(1.0f)));
+  return V::select(V::gt(v, V::zero()), V::mul(alpha, e), v);
+}
+
 // exp(x) = 2^n (1 + expm1(r)); ldexp reaches the subnormal range below x = -87.3.
 template <class V>
 NPCORE_INLINE typename V::reg exp_ps(typename V::reg x) {
@@ -70,7 +94,7 @@ NPCORE_INLINE typename V::reg act_ps(const Activation& a, typename V::reg x, typ
   const auto v = V::sub(x, shift_in);
   typename V::reg y;
   switch (a.kind) {
-    case ActKind::ELU: y = V::select(V::gt(v, V::zero()), V::mul(V::set1(a.alpha), expm1_ps<V>(v)), v); break;
+    case ActKind::ELU: y = elu_ps<V>(v, V::set1(a.alpha)); break;
     case ActKind::ReLU: y = V::max(V::zero(), v); break;  // v second: NaN passes
     case ActKind::Sigmoid: y = V::div(V::set1(1.0f), V::add(V::set1(1.0f), exp_ps<V>(V::sub(V::zero(), v)))); break;
     case ActKind::Exp: y = exp_ps<V>(v); break;
@@ -118,6 +142,20 @@ class Epilogue {
     V::store(v, V::sub(acc, shift));
     apply_activation_scalar(scalar_, v, V::W);
     return V::load(v);
+  }
+  // apply() with the activation's branch chosen at compile time (mode(): kShift, kElu, else kAny), for
+  // kernels that pick it once per panel instead of per vector.
+  enum Mode { kShift = 0, kElu = 1, kAny = 2 };
+  int mode() const {
+    if (!vector_ || (act_.kind == ActKind::None && act_.out_shift == 0.0f)) return kShift;
+    return act_.kind == ActKind::ELU ? kElu : kAny;
+  }
+  template <int M>
+  NPCORE_INLINE typename V::reg apply_m(typename V::reg acc, typename V::reg shift) const {
+    if constexpr (M == kShift) return V::sub(acc, shift);
+    else if constexpr (M == kElu)
+      return V::add(elu_ps<V>(V::sub(acc, shift), V::set1(act_.alpha)), V::set1(act_.out_shift));
+    else return apply(acc, shift);
   }
   // After storing n values of one channel at dst: the activation, if apply() could not.
   void finish(float* dst, int64_t n) const {
