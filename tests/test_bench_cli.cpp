@@ -114,7 +114,11 @@ TEST_CASE("bench: --json has every required field with consistent values", "[ben
   CHECK(double(j["peak_rss_mb"]) < 1e5);
   // The warm-up touched every buffer: the timed runs fault no page in (no page zeroing).
   REQUIRE(j.contains("page_faults_timed"));
-  if (!npcore::test::numa_balancing()) CHECK(j["page_faults_timed"] == 0);
+  if (!npcore::test::kernel_reclaims_pages())
+    CHECK(j["page_faults_timed"] == 0);
+  else if (j["page_faults_timed"] != 0)
+    WARN("page_faults_timed " << j["page_faults_timed"] << ": the kernel reclaims pages on its own here "
+                                 "(NUMA balancing or DAMON pageout), so the check is not decisive");
   CHECK_FALSE(j.contains("layers"));
 }
 

@@ -3,6 +3,7 @@
 // steady-state run performs no heap allocation (counted at malloc level, tests/alloc_count.h).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -189,17 +190,25 @@ TEST_CASE("a steady-state run allocates nothing", "[plan]") {
           plan->run(x, out, ws);
           n = counter.count();
         }
-        long faults = 0;
         {
           test::AllocCount counter;
-          const long f0 = page_faults();
           plan->run(x, out, ws);
-          faults = page_faults() - f0;
           n3 = counter.count();
         }
         INFO(n << " heap allocations during the second run, " << n3 << " during the third");
         // Nor does it touch fresh memory (no page the kernel must zero): every buffer was touched before.
-        if (b != Backend::OneDnn && !test::numa_balancing()) CHECK(faults == 0);
+        // Where the kernel takes pages back on its own (DAMON pageout, NUMA balancing:
+        // test::kernel_reclaims_pages), a run may fault a reclaimed page back in; a run that touched fresh
+        // memory would fault every time, so the fewest faults over a few runs must be 0.
+        long faults = -1;
+        for (int r = 0; r < 5 && faults != 0; ++r) {
+          const long f0 = page_faults();
+          plan->run(x, out, ws);
+          const long f = page_faults() - f0;
+          faults = faults < 0 ? f : std::min(faults, f);
+        }
+        INFO("fewest page faults in a run: " << faults);
+        if (b != Backend::OneDnn) CHECK(faults == 0);
         if (b == Backend::OneDnn) {
           // oneDNN allocates inside its execute path (its per-call argument map, and the packing buffers
           // of its gemm-based convolution), which the engine cannot route into the workspace. What the

@@ -59,6 +59,26 @@ bool numa_balancing() {
   return f >> v && v != 0;
 }
 
+bool kernel_reclaims_pages() {
+  if (numa_balancing()) return true;
+  namespace fs = std::filesystem;
+  const fs::path kdamonds = "/sys/kernel/mm/damon/admin/kdamonds";
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(kdamonds, ec)) {
+    std::ifstream state(d.path() / "state");
+    std::string on;
+    if (!(state >> on) || on != "on") continue;
+    for (const auto& ctx : fs::directory_iterator(d.path() / "contexts", ec)) {
+      for (const auto& sch : fs::directory_iterator(ctx.path() / "schemes", ec)) {
+        std::ifstream action(sch.path() / "action");
+        std::string a;
+        if (action >> a && a == "pageout") return true;
+      }
+    }
+  }
+  return false;
+}
+
 double normalised_error(const Tensor& a, const Tensor& b) {
   return compare_tensors("", a, b).normalised;
 }

@@ -31,6 +31,11 @@ double normalised_error(const Tensor& a, const Tensor& b);
 // its hinting faults count as page faults of code that touches no new memory (tests of "no page faults"
 // skip that check then).
 bool numa_balancing();
+// Whether the kernel may take pages back from a running process on its own: NUMA balancing (above), or a
+// running DAMON kdamond with a pageout scheme (proactive reclaim of memory it judges cold, as on this
+// project's CI machine). A page so reclaimed faults back in on its next touch, in code that allocates
+// nothing. Tests that assert "no page faults" either retry (tests/test_plan.cpp) or only warn then.
+bool kernel_reclaims_pages();
 
 // A fresh folder under the system's temporary folder, removed with its contents on destruction.
 class TempDir {
