@@ -38,9 +38,6 @@ class WinogradConv final : public ConvKernel {
   static constexpr int W = V::W;
   // How many channels ahead the transforms prefetch the image rows they will read or write.
   static constexpr int64_t kAhead = 8;
-  // Output channels whose GEMMs run together before their output transform (see block()): their M (32 x
-  // alpha^2 x a block of tiles, 50 KiB for F(2x2, 3x3) on AVX2) stays in L2 with V.
-  static constexpr int64_t kGroupChannels = 32;
   using reg = typename V::reg;
   using mask = typename V::mask;
 
@@ -65,7 +62,6 @@ class WinogradConv final : public ConvKernel {
     TW_ = (conv_[3] + 1) / 2;
     tw_vecs_ = (TW_ + W - 1) / W;
     static_assert(VECS >= 1 && VECS <= 4, "block() keeps up to 4 tile vectors' positions");
-    group_ = kGroupChannels / ocb_ > 1 ? kGroupChannels / ocb_ : 1;
     threads_ = planned_threads();
   }
 
@@ -75,7 +71,7 @@ class WinogradConv final : public ConvKernel {
 
   // One thread's V and M.
   size_t thread_floats() const {
-    return round_floats(size_t(IC_) * size_t(stride())) + round_floats(size_t(group_ * ocb_) * size_t(stride()));
+    return round_floats(size_t(IC_) * size_t(stride())) + round_floats(size_t(blocks_ * ocb_) * size_t(stride()));
   }
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
   const float* packed_weights() const override { return u_->data(); }
@@ -106,7 +102,7 @@ class WinogradConv final : public ConvKernel {
     const int64_t nv = total - g0 < vecs_ ? total - g0 : vecs_;
     const int64_t T = vecs_ * W;  // V and M rows hold a whole block even when fewer tiles are used
     float* Vb = scratch;                                                 // [IC][P][T]
-    float* M = scratch + round_floats(size_t(IC_) * size_t(stride()));  // [group_ ocb][P][T], one group's channels
+    float* M = scratch + round_floats(size_t(IC_) * size_t(stride()));  // [OC][P][T]
     int64_t img[4], ty[4], tx0[4];  // vecs_ <= 4 (checked in the constructor)
     for (int64_t v = 0; v < nv; ++v) {
       const int64_t g = g0 + v, r = g % (TH_ * tw_vecs_);
@@ -135,43 +131,36 @@ class WinogradConv final : public ConvKernel {
         }
       }
     }
-    // A group of kGroupChannels output channels (whole micro-tiles) at a time: the GEMMs of all alpha^2
-    // points for the group, each point's V (a few KiB) reused from L1 by the group's micro-tiles, then at
-    // once the group's output transform, which finds M still in L1/L2. M holds only one group.
-    for (int64_t b0 = 0; b0 < blocks_; b0 += group_) {
-      const int64_t b1 = b0 + group_ < blocks_ ? b0 + group_ : blocks_;
-      for (int p = 0; p < P_; ++p)
-        for (int64_t b = b0; b < b1; ++b) {
-          const float* u = u_->data() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
-          const float* vp = Vb + size_t(p) * size_t(T);
-          float* mp = M + size_t((b - b0) * ocb_) * size_t(stride()) + size_t(p) * size_t(T);
-          if (a_ >= 8)
-            gemm<OCB_BIG, 1>(u, vp, mp);
-          else if (VECS >= 3 && nv == 3)
-            gemm<OCB, (VECS >= 3 ? 3 : 1)>(u, vp, mp);
-          else if (VECS >= 2 && nv == 2)
-            gemm<OCB, (VECS >= 2 ? 2 : 1)>(u, vp, mp);
-          else
-            gemm<OCB, 1>(u, vp, mp);
-        }
-      const int64_t oc0 = b0 * ocb_, oc_end = b1 * ocb_ < OC_ ? b1 * ocb_ : OC_;
-      for (int64_t v = 0; v < nv; ++v) {
-        float* y = out.image(img[v]);
-        for (int64_t oc = oc0; oc < oc_end; ++oc) {
-          const float* src = M + (oc - oc0) * stride() + v * W;
-          if (pool_) {
-            switch (a_) {
-              case 4: output_transform_pool<4>(src, T, y, ty[v], tx0[v], oc); break;
-              case 6: output_transform_pool<6>(src, T, y, ty[v], tx0[v], oc); break;
-              default: output_transform_pool<8>(src, T, y, ty[v], tx0[v], oc); break;
-            }
-            continue;
-          }
+    for (int p = 0; p < P_; ++p)
+      for (int64_t b = 0; b < blocks_; ++b) {
+        const float* u = u_->data() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
+        const float* vp = Vb + size_t(p) * size_t(T);
+        float* mp = M + size_t(b * ocb_) * size_t(stride()) + size_t(p) * size_t(T);
+        if (a_ >= 8)
+          gemm<OCB_BIG, 1>(u, vp, mp);
+        else if (VECS >= 3 && nv == 3)
+          gemm<OCB, (VECS >= 3 ? 3 : 1)>(u, vp, mp);
+        else if (VECS >= 2 && nv == 2)
+          gemm<OCB, (VECS >= 2 ? 2 : 1)>(u, vp, mp);
+        else
+          gemm<OCB, 1>(u, vp, mp);
+      }
+    for (int64_t v = 0; v < nv; ++v) {
+      float* y = out.image(img[v]);
+      for (int64_t oc = 0; oc < OC_; ++oc) {
+        const float* src = M + oc * stride() + v * W;
+        if (pool_) {
           switch (a_) {
-            case 4: output_transform<4>(src, T, y, ty[v], tx0[v], oc); break;
-            case 6: output_transform<6>(src, T, y, ty[v], tx0[v], oc); break;
-            default: output_transform<8>(src, T, y, ty[v], tx0[v], oc); break;
+            case 4: output_transform_pool<4>(src, T, y, ty[v], tx0[v], oc); break;
+            case 6: output_transform_pool<6>(src, T, y, ty[v], tx0[v], oc); break;
+            default: output_transform_pool<8>(src, T, y, ty[v], tx0[v], oc); break;
           }
+          continue;
+        }
+        switch (a_) {
+          case 4: output_transform<4>(src, T, y, ty[v], tx0[v], oc); break;
+          case 6: output_transform<6>(src, T, y, ty[v], tx0[v], oc); break;
+          default: output_transform<8>(src, T, y, ty[v], tx0[v], oc); break;
         }
       }
     }
@@ -390,7 +379,7 @@ class WinogradConv final : public ConvKernel {
   bool pool_ = false;
   int a_ = 0, P_ = 0;
   int ocb_ = OCB, vecs_ = VECS;
-  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, group_ = 1, TH_ = 0, TW_ = 0, tw_vecs_ = 0;
+  int64_t IC_ = 0, OC_ = 0, blocks_ = 0, TH_ = 0, TW_ = 0, tw_vecs_ = 0;
   PackedRef u_;  // U, shared with the layer's other kernels (engine/packed_weights.h)
   Epilogue<V> epilogue_;
   int threads_ = 1;
