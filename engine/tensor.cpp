@@ -64,8 +64,11 @@ AlignedBuffer aligned_floats(size_t count) {
   constexpr size_t kHuge = size_t(2) << 20;
   if (bytes >= 2 * kHuge) {
     bytes = (bytes + 4095) / 4096 * 4096;
-    void* p = std::aligned_alloc(kHuge, bytes);
-    if (!p) throw ResourceError("out of memory allocating " + std::to_string(bytes) + " bytes");
+    // posix_memalign, not aligned_alloc: the size is not a multiple of the alignment, which C11's
+    // aligned_alloc requires (glibc lets it pass; AddressSanitizer's allocator returns null).
+    void* p = nullptr;
+    if (::posix_memalign(&p, kHuge, bytes) != 0 || !p)
+      throw ResourceError("out of memory allocating " + std::to_string(bytes) + " bytes");
     ::madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);  // advice only; failure is harmless
     return AlignedBuffer(static_cast<float*>(p));
   }
