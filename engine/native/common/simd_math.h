@@ -14,12 +14,10 @@ namespace npcore::native::NPCORE_ISA_NS {
 
 #define NPCORE_INLINE inline __attribute__((always_inline))
 
-// 2^n * (1 + p) - 1 split so that neither the small nor the large range loses bits:
-//   x = n ln2 + r, |r| <= ln2/2;  expm1(x) = 2^n expm1(r) + (2^n - 1).
-// expm1(r) by its Taylor series to degree 9 (error < 2e-10 relative on |r| <= 0.347).
+// expm1(x) = 2^n (1 + expm1(r)) - 1 with n = round(x / ln2), r = x - n ln2: returns expm1(r) (degree-9
+// polynomial) and sets n; the caller clamps x and forms 2^n.
 template <class V>
-NPCORE_INLINE typename V::reg expm1_ps(typename V::reg x) {
-  x = V::max(V::set1(-88.0f), V::min(V::set1(88.0f), x));  // x second: a NaN passes through
+NPCORE_INLINE typename V::reg expm1_reduced(typename V::reg x, typename V::reg& n_out) {
   const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
   auto r = V::fnmadd(n, V::set1(0.693145751953125f), x);  // ln2 high part (exact product)
   r = V::fnmadd(n, V::set1(1.428606765330187045e-06f), r);  // ln2 low part
@@ -33,6 +31,18 @@ NPCORE_INLINE typename V::reg expm1_ps(typename V::reg x) {
   p = V::fmadd(p, r, V::set1(0.5f));
   p = V::mul(V::mul(p, r), r);
   p = V::add(p, r);  // expm1(r)
+  n_out = n;
+  return p;
+}
+
+// 2^n * (1 + p) - 1 split so that neither the small nor the large range loses bits:
+//   x = n ln2 + r, |r| <= ln2/2;  expm1(x) = 2^n expm1(r) + (2^n - 1).
+// expm1(r) by its Taylor series to degree 9 (error < 2e-10 relative on |r| <= 0.347).
+template <class V>
+NPCORE_INLINE typename V::reg expm1_ps(typename V::reg x) {
+  x = V::max(V::set1(-88.0f), V::min(V::set1(88.0f), x));  // x second: a NaN passes through
+  typename V::reg n;
+  const auto p = expm1_reduced<V>(x, n);
   const auto two_n = V::ldexp(V::set1(1.0f), n);
   return V::fmadd(two_n, p, V::sub(two_n, V::set1(1.0f)));
 }
@@ -43,19 +53,8 @@ NPCORE_INLINE typename V::reg expm1_ps(typename V::reg x) {
 template <class V>
 NPCORE_INLINE typename V::reg elu_ps(typename V::reg v, typename V::reg alpha) {
   const auto x = V::max(V::set1(-20.0f), V::min(V::zero(), v));  // v second in each: a NaN passes
-  const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
-  auto r = V::fnmadd(n, V::set1(0.693145751953125f), x);
-  r = V::fnmadd(n, V::set1(1.428606765330187045e-06f), r);
-  auto p = V::set1(1.0f / 362880.0f);
-  p = V::fmadd(p, r, V::set1(1.0f / 40320.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 5040.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 720.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 120.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 24.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 6.0f));
-  p = V::fmadd(p, r, V::set1(0.5f));
-  p = V::mul(V::mul(p, r), r);
-  p = V::add(p, r);
+  typename V::reg n;
+  const auto p = expm1_reduced<V>(x, n);
   const auto two_n = V::pow2(n);
   const auto e = V::fmadd(two_n, p, V::sub(two_n, V::set1(1.0f)));
   return V::select(V::gt(v, V::zero()), V::mul(alpha, e), v);
