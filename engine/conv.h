@@ -134,6 +134,16 @@ bool onednn_conv_supported(const ConvSpec& spec, const Shape& in, std::string* w
 std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, const ConvSpec& dw, const ConvSpec& pw2,
                                                         const Shape& in);
 
+// Whether the fused block, with fewer images than threads, computes pw1 of each image once into a full
+// padded plane per channel that the image's row ranges share (no halo recomputed): for a depthwise conv
+// `dw` of stride 1 along the width on pw1's output `mid`, when the plane (about 4 bytes x channels x padded
+// rows x padded width) is at most 768 KB. Else the ranges recompute the halo and short ranges decline.
+inline bool ds_shared_pw1(const Conv2dParams& dw, const Shape& mid, int threads) {
+  if (threads < 2 || mid[0] >= threads || dw.stride_w != 1) return false;
+  const int64_t rows = mid[2] + 2 * dw.pad_h, row = mid[3] + 2 * dw.pad_w + 16;
+  return 4 * mid[1] * rows * row <= 768 * 1024;
+}
+
 // The algorithm the native backend picks for this convolution: "fft", "winograd", "pointwise", "depthwise",
 // "direct" or "gemm", and the ISA it runs with (resolved from spec.isa).
 std::string native_algorithm(const ConvSpec& spec, const Shape& in, Isa* isa = nullptr);

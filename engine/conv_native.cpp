@@ -93,9 +93,10 @@ std::unique_ptr<ConvKernel> make_native_depth_separable(const ConvSpec& pw1, con
   const Shape dws = dw.params.output_shape(mid, "depth-separable block");
   if (choose(pw2, dws, k) != Algo::Pointwise) return nullptr;
   // With fewer images than threads the rows are split between threads and each range recomputes the
-  // depthwise halo of pw1: not worth it for short ranges (the unfused kernels split without overlap).
+  // depthwise halo of pw1: not worth it for short ranges (the unfused kernels split without overlap),
+  // unless the image is small enough for its pw1 to be computed once and shared (ds_shared_pw1).
   const int threads = planned_threads();
-  if (in[0] < threads) {
+  if (in[0] < threads && !ds_shared_pw1(dw.params, mid, threads)) {
     const int64_t ranges = (threads + in[0] - 1) / in[0], halo = (dw.params.kernel_h - 1) * dw.params.dilation_h;
     if (dws[2] / ranges < 4 * halo) return nullptr;
   }

@@ -296,7 +296,7 @@ TEST_CASE("which ISA variants this suite ran", "[isa][mode]") {
 
 TEST_CASE("every fused depth-separable block the CPU runs matches the three convs on the reference", "[isa]") {
   // pw1 (in -> C, 1x1) -> depthwise (k, stride, pad, dilation) -> pw2 (C -> out, 1x1, act): kernel-level,
-  // against three reference convs; 1 and 2 threads (batch 1 with 2 threads splits the rows).
+  // against three reference convs; 1, 2 and 3 threads (fewer images than threads split the rows).
   struct Case {
     int64_t n, in, c, out, k, s, pad, dil, h, w;
     Activation act;
@@ -316,7 +316,7 @@ TEST_CASE("every fused depth-separable block the CPU runs matches the three conv
       {1, 7, 13, 5, 3, 1, 3, 3, 12, 33, {ActKind::ReLU}},    // dilation 3: padded rows above and below
   };
   for (Isa isa : runnable_isas("depth-separable block")) {
-    for (int threads : {1, 2}) {
+    for (int threads : {1, 2, 3}) {  // 2 and 3 threads on batch 1 and 2: pw1 shared by the ranges
       for (const Case& c : cases) {
         PlanThreads plan(threads);
         const Conv2dParams p1 = Conv2dParams::square(c.in, c.c, 1);
@@ -359,8 +359,9 @@ TEST_CASE("every fused depth-separable block the CPU runs matches the three conv
     s1.isa = sd.isa = s2.isa = Isa::Avx2;
     CHECK(make_native_depth_separable(s1, sd, s2, {2, 8, 20, 20}));
     PlanThreads two(2);  // batch 1 on 2 threads: 2 ranges of 10 rows, under 4 x the halo of 2 rows
-    CHECK(!make_native_depth_separable(s1, sd, s2, {1, 8, 10, 20}));
-    CHECK(make_native_depth_separable(s1, sd, s2, {1, 8, 16, 20}));
+    CHECK(make_native_depth_separable(s1, sd, s2, {1, 8, 10, 20}));  // small: pw1 shared by the ranges
+    CHECK(!make_native_depth_separable(s1, sd, s2, {1, 8, 10, 4000}));  // a plane over 768 KB: declined
+    CHECK(make_native_depth_separable(s1, sd, s2, {1, 8, 16, 4000}));
     s2.params.pad_h = 1;
     CHECK(!make_native_depth_separable(s1, sd, s2, {2, 8, 20, 20}));
   }

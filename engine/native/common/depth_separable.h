@@ -61,16 +61,45 @@ class DepthSeparableConv final : public ConvKernel {
     const int64_t least = ring_ ? 2 : halo;
     if (S < least) S = least < per_range ? least : per_range;
     step_ = S;
+    // Fewer images than threads on a small image (ds_shared_pw1, engine/conv.h): pw1 of each image once,
+    // into a full padded plane per channel shared by the image's ranges (the team splits its rows, then a
+    // barrier), so that no range recomputes the depthwise halo; a range's steps then hold T2 and the panel.
+    shared_ = ring_ && ranges_ > 1 && ds_shared_pw1(pd_, mid, threads_);
+    if (shared_) {
+      shared_ld_ = in_rows(OH) * L_.row;
+      if ((shared_ld_ / 16) % 2 == 0) shared_ld_ += 16;
+      S = 1;
+      while (S < per_range && (C2(S + 1) + panel_floats()) * 4 <= 384 * 1024) ++S;
+      step_ = S;
+    }
   }
 
   Backend backend() const override { return Backend::Native; }
   bool team_safe() const override { return true; }
   std::unique_ptr<RunState> make_state() const override { return nullptr; }
-  size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
+  size_t scratch_floats() const override { return shared_floats() + size_t(threads_) * thread_floats(); }
 
   void run(const Tensor& in, Tensor& out, float* scratch, RunState*) const override {
     check_run_shapes(Backend::Native, pd_, in_, out_, in, out);
     const int64_t jobs = in_[0] * ranges_, OH = out_[2];
+    if (shared_) {
+      // pw1 of every padded row of every image into the shared planes (the loop's barrier ends it), then
+      // each range's depthwise + pw2 from them.
+      const int64_t C = pd_.out_channels, R = in_rows(OH);
+      float* panels = scratch + shared_floats();
+      parallel_for(in_[0] * R, threads_, [&](int64_t j) {
+        const int64_t n = j / R;
+        float* panel = panels + size_t(thread_slot()) * thread_floats() + C2(step_);
+        pw1_row(in.image(n), scratch + size_t(n * C * shared_ld_), shared_ld_, R, j % R, panel, true);
+      });
+      parallel_for(jobs, threads_, [&](int64_t j) {
+        const int64_t n = j / ranges_, k = j % ranges_;
+        float* s = panels + size_t(thread_slot()) * thread_floats();
+        job_ring(in.image(n), out.image(n), s, k * OH / ranges_, (k + 1) * OH / ranges_,
+                 scratch + size_t(n * C * shared_ld_));
+      });
+      return;
+    }
     parallel_for_dynamic(jobs, threads_, [&](int64_t j) {
       const int64_t n = j / ranges_, k = j % ranges_;
       float* s = scratch + size_t(thread_slot()) * thread_floats();
@@ -102,50 +131,74 @@ class DepthSeparableConv final : public ConvKernel {
     const int64_t C = pd_.out_channels;
     return C * t1_ld(S) + C * t2_ld(S) + (ring_ ? 0 : in_rows(S) * L_.row) + panel_floats();
   }
-  size_t thread_floats() const { return size_t((step_floats(step_) + 15) / 16 * 16); }
+  int64_t C2(int64_t S) const { return pd_.out_channels * t2_ld(S); }
+  size_t thread_floats() const {
+    return size_t(((shared_ ? C2(step_) + panel_floats() : step_floats(step_)) + 15) / 16 * 16);
+  }
+  size_t shared_floats() const { return shared_ ? size_t(in_[0] * pd_.out_channels * shared_ld_) : 0; }
+
+  // pw1 of padded row r into its slot r % R of T1 (ld1 floats per channel, L_.row per row, image column x at
+  // x + pad_w); a row above or below the image is zeros. `borders`: also zero the row's columns outside
+  // the image (else T1 was zeroed whole before).
+  void pw1_row(const float* x, float* t1, int64_t ld1, int64_t R, int64_t r, float* panel, bool borders) const {
+    const int64_t Cin = p1_.in_channels, C = pd_.out_channels, H = in_[2], Wd = in_[3], pw = pd_.pad_w;
+    float* row = t1 + (r % R) * L_.row + pw;
+    const int64_t h = r - pd_.pad_h;
+    if (h < 0 || h >= H) {
+      for (int64_t c = 0; c < C; ++c)
+        std::memset(row - (borders ? pw : 0) + c * ld1, 0, sizeof(float) * size_t(borders ? L_.row : Wd));
+      return;
+    }
+    if (borders) {
+      for (int64_t c = 0; c < C; ++c) {
+        std::memset(row - pw + c * ld1, 0, sizeof(float) * size_t(pw));
+        std::memset(row + Wd + c * ld1, 0, sizeof(float) * size_t(L_.row - pw - Wd));
+      }
+    }
+    // The row in chunks of the L1 panel's width.
+    const int64_t chunk = panel_tiles_ * kTile;
+    for (int64_t px = 0; px < Wd; px += chunk) {
+      const int64_t valid = Wd - px < chunk ? Wd - px : chunk, len = (valid + V::W - 1) / V::W * V::W;
+      for (int64_t ic = 0; ic < Cin; ++ic) {
+        std::memcpy(panel + ic * len, x + (ic * H + h) * Wd + px, sizeof(float) * size_t(valid));
+        if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
+      }
+      pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, valid, row + px, ld1, e1_);
+    }
+  }
 
   // Output rows [oh_a, oh_b) of one image, stride 1 along the width. T1 is a ring of in_rows(step_) padded
   // rows per channel, laid out as depthwise_pad lays out a plane (L_.row floats, image column x at x + pad_w,
   // zeros around): pw1 writes each new image row into its slot (padded row r at r % ring) and the depthwise
   // conv reads the ring in place; rows above and below the image are zero rows.
-  void job_ring(const float* x, float* y, float* scratch, int64_t oh_a, int64_t oh_b) const {
-    const int64_t Cin = p1_.in_channels, C = pd_.out_channels, H = in_[2], Wd = in_[3];
+  // `shared`: T1 is the image's whole padded plane, already computed (run), and scratch holds T2 and the
+  // panel only.
+  void job_ring(const float* x, float* y, float* scratch, int64_t oh_a, int64_t oh_b,
+                const float* shared = nullptr) const {
+    const int64_t C = pd_.out_channels;
     const int64_t OH = out_[2], OW = out_[3], KK = pd_.kernel_h * pd_.kernel_w;
-    const int64_t R = in_rows(step_), ld1 = t1_ld(step_), ld2 = t2_ld(step_), pw = pd_.pad_w;
-    float* t1 = scratch;
-    float* t2 = t1 + C * ld1;
+    const int64_t R = shared ? in_rows(OH) : in_rows(step_), ld1 = shared ? shared_ld_ : t1_ld(step_);
+    const int64_t ld2 = t2_ld(step_);
+    float* t1 = shared ? nullptr : scratch;
+    float* t2 = shared ? scratch : t1 + C * ld1;
     float* panel = t2 + C * ld2;
-    std::memset(t1, 0, sizeof(float) * size_t(C * ld1));  // the borders stay zero
+    if (!shared) std::memset(t1, 0, sizeof(float) * size_t(C * ld1));  // the borders stay zero
+    const float* tr = shared ? shared : t1;
     const int64_t chunk = panel_tiles_ * kTile;
     int64_t next = oh_a * pd_.stride_h;  // the first padded row not yet in the ring
     for (int64_t s0 = oh_a; s0 < oh_b; s0 += step_) {
       const int64_t s1 = s0 + step_ < oh_b ? s0 + step_ : oh_b;
       const int64_t pr0 = s0 * pd_.stride_h, pr1 = (s1 - 1) * pd_.stride_h + (pd_.kernel_h - 1) * pd_.dilation_h + 1;
       // 1. pw1 of the padded rows [max(next, pr0), pr1) into their slots (they replace rows before pr0).
-      for (int64_t r = next > pr0 ? next : pr0; r < pr1; ++r) {
-        float* row = t1 + (r % R) * L_.row + pw;
-        const int64_t h = r - pd_.pad_h;
-        if (h < 0 || h >= H) {
-          for (int64_t c = 0; c < C; ++c) std::memset(row + c * ld1, 0, sizeof(float) * size_t(Wd));
-          continue;
-        }
-        // The row in chunks of the L1 panel's width.
-        for (int64_t px = 0; px < Wd; px += chunk) {
-          const int64_t valid = Wd - px < chunk ? Wd - px : chunk, len = (valid + V::W - 1) / V::W * V::W;
-          for (int64_t ic = 0; ic < Cin; ++ic) {
-            std::memcpy(panel + ic * len, x + (ic * H + h) * Wd + px, sizeof(float) * size_t(valid));
-            if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
-          }
-          pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, valid, row + px, ld1, e1_);
-        }
-      }
+      if (!shared)
+        for (int64_t r = next > pr0 ? next : pr0; r < pr1; ++r) pw1_row(x, t1, ld1, R, r, panel, false);
       if (pr1 > next) next = pr1;
       // 2. T2 = the depthwise conv's output rows [s0, s1), channel by channel, from the ring.
       const int64_t valid2 = (s1 - s0) * OW, len2 = (valid2 + kTile - 1) / kTile * kTile;
       for (int64_t c = 0; c < C; ++c) {
         // The ring is larger than L2 at 144x256: the next channel's rows are prefetched meanwhile.
-        depthwise_rows<V>(pd_, L_, wd_->data() + c * KK, t1 + c * ld1, 0, s0, s1, OW, t2 + c * ld2, c, ed_, R,
-                          c + 1 < C ? t1 + (c + 1) * ld1 : nullptr, R * L_.row);
+        depthwise_rows<V>(pd_, L_, wd_->data() + c * KK, tr + c * ld1, 0, s0, s1, OW, t2 + c * ld2, c, ed_, R,
+                          c + 1 < C ? tr + (c + 1) * ld1 : nullptr, R * L_.row);
         if (len2 > valid2) std::memset(t2 + c * ld2 + valid2, 0, sizeof(float) * size_t(len2 - valid2));
       }
       // 3. pw2 from T2 into the output rows, in chunks of the L1 panel's width.
@@ -217,8 +270,10 @@ class DepthSeparableConv final : public ConvKernel {
   int64_t blocks1_ = 0, blocks2_ = 0, ranges_ = 1, panel_tiles_ = 1, step_ = 1;
   PackedRef w1_, wd_, w2_;  // each shared with its layer's other kernels (engine/packed_weights.h)
   Epilogue<V> e1_, ed_, e2_;
+  int64_t shared_ld_ = 0;  // the shared plane's channel stride
   int threads_ = 1;
-  bool ring_ = false;  // T1 as the depthwise conv's padded rows in a ring (stride_w 1)
+  bool ring_ = false;
+  bool shared_ = false;  // pw1 once per image into a shared padded plane (run)  // T1 as the depthwise conv's padded rows in a ring (stride_w 1)
 };
 
 }  // namespace npcore::native::NPCORE_ISA_NS
