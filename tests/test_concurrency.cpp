@@ -24,11 +24,6 @@ const char* kCore = R"({"core": "Stacked2dCore", "config": {"input_channels": 2,
 const char* kSE = R"({"core": "SE2dCore", "config": {"input_channels": 1, "hidden_channels": 16,
     "input_kern": 5, "hidden_kern": 3, "layers": 2, "n_se_blocks": 1, "se_reduction": 4}})";
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() &&
-         std::memcmp(a.data(), b.data(), size_t(a.numel()) * sizeof(float)) == 0;
-}
-
 std::unique_ptr<Core> prepared(const char* json, Backend b, int threads) {
   auto core = make_core(json, "test.json");
   core->init(7);
@@ -74,7 +69,7 @@ TEST_CASE("8 threads share one prepared core: forward on different inputs and sh
       for (size_t t = 0; t < xs.size(); ++t) {
         INFO("thread " << t);
         CHECK(errors[t].empty());
-        CHECK(bitwise_equal(got[t], serial[t]));
+        CHECK(test::bitwise_equal(got[t], serial[t]));
       }
     }
   }
@@ -107,7 +102,7 @@ TEST_CASE("8 threads share one plan with a workspace each: bitwise equal to seri
     for (size_t t = 0; t < 8; ++t) {
       INFO("thread " << t);
       CHECK(errors[t].empty());
-      CHECK(bitwise_equal(got[t], serial[t]));
+      CHECK(test::bitwise_equal(got[t], serial[t]));
     }
   }
 }
@@ -153,8 +148,8 @@ TEST_CASE("cores are loaded from files and prepared on several threads at once",
   for (size_t t = 0; t < 8; ++t) {
     INFO("thread " << t);
     CHECK(errors[t].empty());
-    CHECK(bitwise_equal(got[t], want[t % 4]));
-    CHECK(bitwise_equal(shared[t], want[2]));
+    CHECK(test::bitwise_equal(got[t], want[t % 4]));
+    CHECK(test::bitwise_equal(shared[t], want[2]));
   }
 }
 
@@ -171,10 +166,10 @@ TEST_CASE("determinism: the same input gives bitwise the same output run after r
         Tensor out(plan->output_shape());
         for (int rep = 0; rep < 4; ++rep) {
           plan->run(x, out, ws);
-          CHECK(bitwise_equal(out, first));
+          CHECK(test::bitwise_equal(out, first));
         }
         // A fresh core prepared the same way gives the same bits too.
-        CHECK(bitwise_equal(prepared(json, b, threads)->forward(x), first));
+        CHECK(test::bitwise_equal(prepared(json, b, threads)->forward(x), first));
       }
     }
   }
@@ -194,7 +189,7 @@ TEST_CASE("determinism across thread counts 1 2 3: bitwise on reference, within 
         INFO("threads " << threads);
         const Tensor many = prepared(json, b, threads)->forward(x);
         if (b == Backend::Reference)
-          CHECK(bitwise_equal(many, one));
+          CHECK(test::bitwise_equal(many, one));
         else
           CHECK(test::normalised_error(many, one) < 1e-5);
       }

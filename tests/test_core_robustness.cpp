@@ -29,13 +29,6 @@ const char* kSmall = R"({"core": "Stacked2dCore", "config": {"input_channels": 1
 const char* kSE = R"({"core": "SE2dCore", "config": {"input_channels": 1, "hidden_channels": 16,
     "input_kern": 5, "hidden_kern": 3, "layers": 3, "n_se_blocks": 2, "se_reduction": 4}})";
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return false;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    if (a.data()[i] != b.data()[i]) return false;
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("a plan refuses a workspace made by another plan", "[robust]") {
@@ -87,7 +80,7 @@ TEST_CASE("re-initialising or reloading a core does not change its existing plan
     core->init(2);
     const Tensor after = plan->run(x);
     INFO(json);
-    CHECK(bitwise_equal(before, after));
+    CHECK(test::bitwise_equal(before, after));
   }
 }
 

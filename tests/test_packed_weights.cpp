@@ -42,10 +42,6 @@ std::vector<Variant> variants() {
 
 const Shape kShapes[] = {{1, 16, 12, 20}, {2, 16, 9, 9}, {1, 16, 23, 17}, {3, 16, 5, 31}};
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), size_t(a.numel()) * sizeof(float)) == 0;
-}
-
 Tensor run_kernel(const ConvKernel& k, const Conv2dParams& p, const Tensor& x) {
   Tensor y(p.output_shape(x.shape(), "test"));
   AlignedBuffer scratch = aligned_floats(k.scratch_floats());
@@ -81,7 +77,7 @@ TEST_CASE("kernels for four input shapes share one packed copy and compute bitwi
       CHECK(k->packed_weights() == shared);
       CHECK(packs.forms() == 1);
       const Tensor x = test::random_tensor(s, 13);
-      CHECK(bitwise_equal(run_kernel(*k, p, x), run_kernel(*own, p, x)));
+      CHECK(test::bitwise_equal(run_kernel(*k, p, x), run_kernel(*own, p, x)));
     }
   }
 }
@@ -108,7 +104,7 @@ TEST_CASE("a packed form outlives its WeightPacks, and forms are told apart by a
   CHECK(packs->forms() == 1 + natives.size());  // gemm, then winograd and direct per ISA
   for (size_t i = 0; i < natives.size(); ++i) CHECK(natives[i]->packed_weights() != g->packed_weights());
   packs.reset();  // the layer re-prepared: kernels made before keep their packs
-  CHECK(bitwise_equal(run_kernel(*g, p, x), before));
+  CHECK(test::bitwise_equal(run_kernel(*g, p, x), before));
 }
 
 TEST_CASE("kernels made on 8 threads at once for different shapes pack each form once", "[pack][concurrency]") {
@@ -164,7 +160,7 @@ TEST_CASE("a prepared core planned for four input shapes packs its weights for t
     fresh->init(3);
     fresh->prepare(opt);
     const Tensor x = test::random_tensor(shapes[3], 41);
-    CHECK(bitwise_equal(plans[3]->run(x), fresh->plan(shapes[3])->run(x)));
+    CHECK(test::bitwise_equal(plans[3]->run(x), fresh->plan(shapes[3])->run(x)));
   }
 }
 

@@ -317,13 +317,6 @@ std::unique_ptr<Core> ds_core(int threads, Isa isa, Backend b = Backend::Native)
   return core;
 }
 
-bool same_bits(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return false;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    if (a.data()[i] != b.data()[i]) return false;
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("the batch split and the forward's team give the sequential path's bits", "[plan][split]") {
@@ -357,7 +350,7 @@ TEST_CASE("the batch split and the forward's team give the sequential path's bit
           for (int r = 0; r < 2; ++r) {
             out.fill(-1.0f);
             plan->run(x, out, ws);
-            CHECK(same_bits(out, want));
+            CHECK(test::bitwise_equal(out, want));
           }
           // With a tap (per-block outputs of the whole batch) the plan runs block by block: same output, and
           // the batch-split run after it still the same.
@@ -369,10 +362,10 @@ TEST_CASE("the batch split and the forward's team give the sequential path's bit
           out.fill(-1.0f);
           plan->run(x, out, ws, &tap);
           CHECK(taps == int(plan->num_blocks()));
-          CHECK(same_bits(out, want));
+          CHECK(test::bitwise_equal(out, want));
           out.fill(-1.0f);
           plan->run(x, out, ws);
-          CHECK(same_bits(out, want));
+          CHECK(test::bitwise_equal(out, want));
         }
       }
     }
@@ -404,7 +397,7 @@ TEST_CASE("the batch split inside a user's OpenMP team runs on the calling threa
     if (e) std::rethrow_exception(e);
   for (int t = 0; t < 2; ++t) {
     INFO("thread " << t << (in_team[t] ? " (in a team)" : ""));
-    CHECK(same_bits(outs[t], want));
+    CHECK(test::bitwise_equal(outs[t], want));
   }
 }
 
@@ -422,7 +415,7 @@ TEST_CASE("the batch split on the other backends: same results, not on onednn", 
       if (b == Backend::OneDnn)
         CHECK(test::normalised_error(y, want) < 1e-5);
       else
-        CHECK(same_bits(y, want));
+        CHECK(test::bitwise_equal(y, want));
     }
   }
 }

@@ -54,6 +54,10 @@ class TempDir {
   std::string path_;
 };
 
+// Same shape and the same bytes (so -0 differs from +0, and a NaN equals the same NaN): how tests say
+// two paths gave one result, not merely close ones.
+bool bitwise_equal(const Tensor& a, const Tensor& b);
+
 // Writes / reads a whole file as bytes (throws std::runtime_error on failure).
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
