@@ -118,23 +118,13 @@ ort_version=""
 torch_version=""
 ((have_torch)) && torch_version=$($python -c 'import torch; print(torch.__version__)')
 
-$python - "$work/results" "$rounds" "$threads" "$load_start" "$load_end" "$config" "$ort_version" "$torch_version" \
+PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" $python - "$work/results" "$rounds" "$threads" "$load_start" "$load_end" "$config" "$ort_version" "$torch_version" \
   "$(printf '%s;' "${rows[@]}")" >"$out" <<'EOF'
 import glob, json, os, sys
+from make_report import load, quantile  # bench/make_report.py: the same JSON reading and percentiles
 res, rounds, threads, load0, load1, config, ort_v, torch_v, rows = sys.argv[1:]
 rounds = int(rounds)
 rows = [r.split() for r in rows.split(";") if r]
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-def quantile(s, q):
-    pos = q * (len(s) - 1); lo = int(pos); hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (pos - lo) * (s[hi] - s[lo])
 
 def pooled(size, b, fw):
     times = []
