@@ -9,6 +9,7 @@
 
 #include "engine/conv.h"
 #include "engine/native/kernels.h"
+#include "engine/parallel.h"
 #include "engine/winograd.h"
 #include "tests/test_util.h"
 
@@ -67,6 +68,44 @@ struct WinoCase {
   Activation act;
 };
 
+// A case's random input, weights (scaled so that outputs are O(1)) and bias from seeds seed .. seed + 2,
+// and its spec for the kernel on `isa` (precision fast: the kernel is made directly, whatever the default
+// path would choose). Not copyable: spec points into wt and b.
+struct WinoSetup {
+  WinoSetup(const WinoCase& c, Isa isa, uint64_t seed)
+      : p(Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad)),
+        x(test::random_tensor({c.n, c.ic, c.h, c.w}, seed)),
+        wt(test::random_tensor(p.weight_shape(), seed + 1, 1.0f / float(c.k * std::sqrt(double(c.ic))))),
+        b(test::random_tensor({c.oc}, seed + 2, 0.1f)),
+        spec{p, wt.data(), b.data(), c.act},
+        os(p.output_shape(x.shape(), "test")) {
+    spec.precision = Precision::Fast;
+    spec.isa = isa;
+  }
+  WinoSetup(const WinoSetup&) = delete;
+  WinoSetup& operator=(const WinoSetup&) = delete;
+
+  Conv2dParams p;
+  Tensor x, wt, b;
+  ConvSpec spec;
+  Shape os;  // the conv output's shape
+};
+
+// MaxPool2d(2, 2) of conv (floor mode), as the fused pool must compute it.
+Tensor max_pool_ref(const Tensor& conv) {
+  const Shape& os = conv.shape();
+  Tensor ref({os[0], os[1], os[2] / 2, os[3] / 2});
+  const Shape& ps = ref.shape();
+  for (int64_t n = 0; n < ps[0]; ++n)
+    for (int64_t ch = 0; ch < ps[1]; ++ch)
+      for (int64_t i = 0; i < ps[2]; ++i)
+        for (int64_t j = 0; j < ps[3]; ++j) {
+          const float* q = conv.image(n) + (ch * os[2] + 2 * i) * os[3] + 2 * j;
+          ref.image(n)[(ch * ps[2] + i) * ps[3] + j] = std::max({q[0], q[1], q[os[3]], q[os[3] + 1]});
+        }
+  return ref;
+}
+
 }  // namespace
 
 TEST_CASE("native Winograd kernel agrees with the reference kernel", "[winograd]") {
@@ -86,16 +125,12 @@ TEST_CASE("native Winograd kernel agrees with the reference kernel", "[winograd]
       continue;
     }
     for (const WinoCase& c : cases) {
-      Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad);
-      const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 11);
-      const Tensor wt = test::random_tensor(p.weight_shape(), 12, 1.0f / float(c.k * std::sqrt(double(c.ic))));
-      const Tensor b = test::random_tensor({c.oc}, 13, 0.1f);
-      ConvSpec spec{p, wt.data(), b.data(), c.act};
-      const Shape os = p.output_shape(x.shape(), "test");
-      INFO(isa_name(isa) << ": " << p.str() << " on " << x.shape().str() << ", " << c.act.str());
+      WinoSetup s(c, isa, 11);
+      const Tensor& x = s.x;
+      ConvSpec& spec = s.spec;
+      const Shape& os = s.os;
+      INFO(isa_name(isa) << ": " << s.p.str() << " on " << x.shape().str() << ", " << c.act.str());
       REQUIRE(winograd_eligible(spec, x.shape()));
-      spec.precision = Precision::Fast;
-      spec.isa = isa;
       Tensor ref(os), got(os);
       conv_once(Backend::Reference, spec, x, ref);
       run_winograd(spec, x, got);
@@ -173,25 +208,15 @@ TEST_CASE("native Winograd kernel with a fused 2x2 max pool agrees with the refe
       continue;
     }
     for (const WinoCase& c : cases) {
-      Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad);
-      const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 31);
-      const Tensor wt = test::random_tensor(p.weight_shape(), 32, 1.0f / float(c.k * std::sqrt(double(c.ic))));
-      const Tensor b = test::random_tensor({c.oc}, 33, 0.1f);
-      ConvSpec spec{p, wt.data(), b.data(), c.act};
-      spec.precision = Precision::Fast;
-      spec.isa = isa;
-      const Shape os = p.output_shape(x.shape(), "test");
+      WinoSetup s(c, isa, 31);
+      const Tensor& x = s.x;
+      ConvSpec& spec = s.spec;
+      const Shape& os = s.os;
       const Shape ps{os[0], os[1], os[2] / 2, os[3] / 2};
-      INFO(isa_name(isa) << ": " << p.str() << " on " << x.shape().str() << ", " << c.act.str());
-      Tensor conv(os), ref(ps), got(ps);
+      INFO(isa_name(isa) << ": " << s.p.str() << " on " << x.shape().str() << ", " << c.act.str());
+      Tensor conv(os), got(ps);
       conv_once(Backend::Reference, spec, x, conv);
-      for (int64_t n = 0; n < ps[0]; ++n)
-        for (int64_t ch = 0; ch < ps[1]; ++ch)
-          for (int64_t i = 0; i < ps[2]; ++i)
-            for (int64_t j = 0; j < ps[3]; ++j) {
-              const float* q = conv.image(n) + (ch * os[2] + 2 * i) * os[3] + 2 * j;
-              ref.image(n)[(ch * ps[2] + i) * ps[3] + j] = std::max({q[0], q[1], q[os[3]], q[os[3] + 1]});
-            }
+      const Tensor ref = max_pool_ref(conv);
       spec.pool_2x2 = true;
       // The backend runs 7x7 convs with the FFT (no pool), so only the kernel itself pools those.
       CHECK(native_pools(spec, x.shape()) == (c.k == 3));
@@ -223,4 +248,44 @@ TEST_CASE("native Winograd kernel with a fused 2x2 max pool agrees with the refe
   spec.allow_winograd = false;
   CHECK_FALSE(native_pools(spec, x.shape()));
   CHECK_THROWS_WITH(conv_once(Backend::Native, spec, x, y), Catch::Contains("fused 2x2 max pool"));
+}
+
+TEST_CASE("native Winograd kernel: blocks of tile rows over every band remainder, pooled or not, 1 and 2 threads",
+          "[winograd]") {
+  // A block is a column of up to VECS tile rows (bands of VECS rows walked column by column), whose
+  // patches share the first pass of their overlapping rows: heights give 1 .. 7 tile rows (partial last
+  // bands, the bottom padding row inside a run), widths 1 .. 3 tile vectors per row (partial vectors), a
+  // batch of 2 (blocks that cross images), with and without padding. Every tile's arithmetic is its own,
+  // so the thread count must not change one bit.
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (!cpu_supports(isa)) {
+      WARN("Winograd kernel, tile-row blocks, ISA " << isa_name(isa) << ": not run on this CPU");
+      continue;
+    }
+    for (int64_t pad : {1, 0})
+      for (int64_t h : {3, 4, 5, 8, 11, 13, 14})
+        for (int64_t w : {7, 30, 45, 70})
+          for (bool pool : {false, true}) {
+            const WinoCase c{2, 16, 18, 3, h, w, pad, {ActKind::ELU, 1.0f, 0.3f, -0.2f}};
+            WinoSetup s(c, isa, 41);
+            INFO(isa_name(isa) << ": " << s.p.str() << " on " << s.x.shape().str() << (pool ? ", pooled" : ""));
+            Tensor conv(s.os);
+            conv_once(Backend::Reference, s.spec, s.x, conv);
+            const Tensor ref = pool ? max_pool_ref(conv) : conv;
+            s.spec.pool_2x2 = pool;
+            Tensor one(ref.shape()), two(ref.shape());
+            {
+              PlanThreads threads(1);
+              run_winograd(s.spec, s.x, one);
+            }
+            {
+              PlanThreads threads(2);
+              run_winograd(s.spec, s.x, two);
+            }
+            const double err = test::normalised_error(one, ref);
+            CAPTURE(err);
+            CHECK(err <= 5e-6);
+            CHECK(test::normalised_error(two, one) == 0.0);
+          }
+  }
 }

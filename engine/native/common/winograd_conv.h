@@ -1,5 +1,6 @@
 // Winograd F(2x2, r x r) convolution over vector traits V (see simd_math.h), vectorised across W output
-// tiles of one tile row at a time. Per image, per block of up to VECS*W tiles of one tile row:
+// tiles of one tile row at a time. Per block of up to VECS such vectors (mostly one column of VECS tile
+// rows, see locate()):
 //   input transform   V[p][ic][t] = (B^T d_t,ic B)[p]        p < alpha^2, d an alpha x alpha input patch
 //   alpha^2 GEMMs      M[p][oc][t] = sum_ic U[p][oc][ic] V[p][ic][t]     U = G g G^T, made at creation
 //   output transform  y_t,oc = A^T M[.][oc][t] A (2 x 2 pixels), + bias, activation, store
@@ -76,8 +77,8 @@ class WinogradConv final : public ConvKernel {
   size_t scratch_floats() const override { return size_t(threads_) * thread_floats(); }
   const float* packed_weights() const override { return u_->data(); }
 
-  // The tile vectors of every image, numbered image by image, tile row by tile row, form one sequence cut
-  // into blocks of vecs_ vectors: a block may span two tile rows or two images, so every block but the
+  // The tile vectors of every image, in the order of locate(), form one sequence cut into blocks of vecs_
+  // vectors: a block may span two bands of tile rows or two images, so every block but the
   // last has a full GEMM micro-tile (no narrow remainder blocks at the end of each tile row), and a batch
   // is one parallel loop (no barrier per image). Blocks are handed out dynamically: on a shared machine a
   // descheduled thread does not hold the other one at the barrier.
@@ -96,41 +97,72 @@ class WinogradConv final : public ConvKernel {
   // than P*T floats: a multiple of 4 KiB would put every channel of a point in the same L1 set.
   int64_t stride() const { return P_ * vecs_ * W + 16; }
 
-  // Tile vectors [g0, g0 + vecs_) of the sequence (fewer at its end); vector g is the W tiles from tile
-  // column W vx of tile row ty of image n, with g = (n TH + ty) tw_vecs + vx.
+  // Vector g of the sequence: the W tiles from tile column tx0 = W vx of tile row ty of image n. Each
+  // image's tile rows are cut into bands of vecs_ rows (the last band may have fewer, rb); the sequence
+  // walks image by image, band by band, and within a band column by column (vx), top to bottom:
+  // g = n TH tw_vecs + band vecs_ tw_vecs + vx rb + (ty - band vecs_). A block (vecs_ consecutive vectors)
+  // is then mostly one column of vecs_ tile rows: their alpha-row patches overlap by alpha - 2 rows, read
+  // once from memory instead of again one tile row later, and the next block (the next column) shares the
+  // lines at its edge. With one row per band (vecs_ 1) it is the plain row-major order.
+  void locate(int64_t g, int64_t& img, int64_t& ty, int64_t& tx0) const {
+    const int64_t per_image = TH_ * tw_vecs_, r = g % per_image;
+    img = g / per_image;
+    const int64_t band = r / (int64_t(vecs_) * tw_vecs_);
+    int64_t rb = TH_ - band * vecs_;
+    if (rb > vecs_) rb = vecs_;
+    const int64_t q = r - band * vecs_ * tw_vecs_;
+    ty = band * vecs_ + q % rb;
+    tx0 = (q / rb) * W;
+  }
+
+  // Tile vectors [g0, g0 + vecs_) of the sequence (fewer at its end).
   void block(const Tensor& in, Tensor& out, int64_t g0, int64_t total, float* scratch) const {
     const int64_t nv = total - g0 < vecs_ ? total - g0 : vecs_;
     const int64_t T = vecs_ * W;  // V and M rows hold a whole block even when fewer tiles are used
     float* Vb = scratch;                                                 // [IC][P][T]
     float* M = scratch + round_floats(size_t(IC_) * size_t(stride()));  // [OC][P][T]
     int64_t img[4], ty[4], tx0[4];  // vecs_ <= 4 (checked in the constructor)
+    for (int64_t v = 0; v < nv; ++v) locate(g0 + v, img[v], ty[v], tx0[v]);
+    // Which lanes of the two loads per column offset j fall inside the image (zero padding outside).
+    mask lo[4][8], hi[4][8];
+    bool inside[4];
+    const float* x[4];
     for (int64_t v = 0; v < nv; ++v) {
-      const int64_t g = g0 + v, r = g % (TH_ * tw_vecs_);
-      img[v] = g / (TH_ * tw_vecs_);
-      ty[v] = r / tw_vecs_;
-      tx0[v] = (r % tw_vecs_) * W;
-    }
-    for (int64_t v = 0; v < nv; ++v) {
-      const float* x = in.image(img[v]);
-      // Which lanes of the two loads per column offset j fall inside the image (zero padding outside).
-      mask lo[8], hi[8];
-      for (int j = 0; j < a_; j += 2) {  // input_transform loads at even j only
+      x[v] = in.image(img[v]);
+      for (int j = 0; j < a_; j += 2) {                   // input_transform loads at even j only
         const int64_t c0 = 2 * tx0[v] + j - p_.pad_w;  // image column of lane 0 of the low load
-        lo[j] = lane_mask(c0);
-        hi[j] = lane_mask(c0 + W);
+        lo[v][j] = lane_mask(c0);
+        hi[v][j] = lane_mask(c0 + W);
       }
       // Every column the W tiles read inside the image: plain loads (masked ones are slower).
       const int64_t first = 2 * tx0[v] - p_.pad_w;
-      const bool inside = first >= 0 && first + a_ - 2 + 2 * W <= in_[3];
-      for (int64_t ic = 0; ic < IC_; ++ic) {
-        float* dst = Vb + ic * stride() + v * W;
-        switch (a_) {
-          case 4: input_transform<4>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
-          case 6: input_transform<6>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
-          default: input_transform<8>(x, ty[v], tx0[v], ic, lo, hi, inside, dst, T); break;
+      inside[v] = first >= 0 && first + a_ - 2 + 2 * W <= in_[3];
+    }
+    // The block's vectors as runs of consecutive tile rows of one tile column of one image (mostly one
+    // run: the block is a column of a band, see locate()); input_transform shares their rows' first pass.
+    int64_t run_first[4], run_len[4], runs = 0;
+    for (int64_t v = 0; v < nv; ++v) {
+      if (runs > 0) {
+        const int64_t f = run_first[runs - 1];
+        if (img[v] == img[f] && tx0[v] == tx0[f] && ty[v] == ty[f] + (v - f)) {
+          ++run_len[runs - 1];
+          continue;
         }
       }
+      run_first[runs] = v;
+      run_len[runs++] = 1;
     }
+    // Channel by channel, run by run: the patches of neighbouring blocks share lines, read while hot.
+    for (int64_t ic = 0; ic < IC_; ++ic)
+      for (int64_t q = 0; q < runs; ++q) {
+        const int64_t v = run_first[q], n = run_len[q];
+        float* dst = Vb + ic * stride() + v * W;
+        switch (a_) {
+          case 4: input_transform<4>(x[v], ty[v], n, tx0[v], ic, lo[v], hi[v], inside[v], dst, W, T); break;
+          case 6: input_transform<6>(x[v], ty[v], n, tx0[v], ic, lo[v], hi[v], inside[v], dst, W, T); break;
+          default: input_transform<8>(x[v], ty[v], n, tx0[v], ic, lo[v], hi[v], inside[v], dst, W, T); break;
+        }
+      }
     for (int p = 0; p < P_; ++p)
       for (int64_t b = 0; b < blocks_; ++b) {
         const float* u = u_->data() + size_t(p) * size_t(blocks_ * IC_ * ocb_) + size_t(b * IC_ * ocb_);
@@ -208,57 +240,84 @@ class WinogradConv final : public ConvKernel {
     return V::mask_range(first, last);
   }
 
-  // W tiles (tx0 .. tx0+W-1) of tile row ty, input channel ic of the image x [IC, H, W]:
-  // V[p] = (B^T d B)[p] for each tile, written to v + p * p_stride (W floats each). Padding is read as
-  // zeros: rows outside the image are skipped and columns outside it are masked out of the loads (masked
-  // lanes never touch memory); `inside` says no column is outside (plain loads). A = alpha, known at
-  // compile time so that every loop unrolls.
+  // Image row ih of input channel ic, columns of the W tiles from tile column tx0: r[nu] = (d B)[nu] =
+  // sum_j d[j] BT[nu][j] with d[j] = row[2k + j] for tile k < W; zeros for a row outside the image
+  // (padding). Columns outside the image are masked out of the loads (masked lanes never touch memory);
+  // `inside` says no column is outside (plain loads).
   template <int A>
-  void input_transform(const float* x, int64_t ty, int64_t tx0, int64_t ic, const mask* lo, const mask* hi, bool inside,
-                       float* v, int64_t p_stride) const {
+  NPCORE_INLINE void input_row(const float* x, int64_t ih, int64_t tx0, int64_t ic, const mask* lo, const mask* hi,
+                               bool inside, reg (&r)[A]) const {
     const int64_t H = in_[2], Wd = in_[3];
+    if (ih < 0 || ih >= H) {
+#pragma GCC unroll 8
+      for (int nu = 0; nu < A; ++nu) r[nu] = V::zero();
+      return;
+    }
+    // Address arithmetic in integers: the window may start left of the row (its lanes are masked).
+    const uintptr_t row = reinterpret_cast<uintptr_t>(x + (ic * H + ih) * Wd);
+    const intptr_t c0 = intptr_t(2 * tx0 - p_.pad_w);
+    // The same row kAhead input channels further (kAhead planes on): hardware prefetchers do not follow
+    // jumps of a whole plane, and one channel ahead (a few dozen cycles of work) is too close to hide
+    // the latency of the L3 or memory the image comes from. Prefetches never fault.
+    const char* next = reinterpret_cast<const char*>(row + uintptr_t((kAhead * H * Wd + c0) * intptr_t(sizeof(float))));
+    // The window is 2W + A - 2 floats from column c0; c0 is rarely 16-float aligned (padding), so its
+    // last line is one more than its length needs: prefetch every line and the last byte's.
+    constexpr int kWindow = (2 * W + A - 2) * int(sizeof(float));
+#pragma GCC unroll 4
+    for (int off = 0; off < kWindow; off += 64) _mm_prefetch(next + off, _MM_HINT_T0);
+    _mm_prefetch(next + kWindow - 1, _MM_HINT_T0);
+    // d[j] = x[2k + j], k < W (tile k's column j). A is even: the 2W floats from column c0 + j hold
+    // columns j (even lanes) and j + 1 (odd lanes) of the W tiles, so one pair of loads serves two j.
+    reg d[A];
+#pragma GCC unroll 8
+    for (int j = 0; j < A; j += 2) {
+      const float* src = reinterpret_cast<const float*>(row + uintptr_t((c0 + j) * intptr_t(sizeof(float))));
+      const reg a = inside ? V::load(src) : V::loadz(lo[j], src);
+      const reg b = inside ? V::load(src + W) : V::loadz(hi[j], src + W);
+      d[j] = V::even(a, b);
+      d[j + 1] = V::odd(a, b);
+    }
+    bt_rows<A>(d, r);
+  }
+
+  // W tiles (tx0 .. tx0+W-1) of each of the `rows` tile rows ty, ty + 1, ..., input channel ic of the image
+  // x [IC, H, W]: V[p] = (B^T d B)[p] for each tile, written to v + k step + p * p_stride (W floats each) for
+  // tile row ty + k. Tile rows k and k + 1 share A - 2 image rows: their first pass (d B) is done once and
+  // kept, so a column of R tile rows takes A + 2 (R - 1) row passes instead of A R; every tile's V is the
+  // same arithmetic as alone. A = alpha, known at compile time so that every loop unrolls.
+  template <int A>
+  void input_transform(const float* x, int64_t ty, int64_t rows, int64_t tx0, int64_t ic, const mask* lo,
+                       const mask* hi, bool inside, float* v, int64_t step, int64_t p_stride) const {
     reg t[A][A];  // [nu][row i]: (d B)[i][nu] = sum_j d[i][j] BT[nu][j], stored transposed for the 2nd pass
+    const int64_t ih0 = 2 * ty - p_.pad_h;
 #pragma GCC unroll 8
     for (int i = 0; i < A; ++i) {
-      const int64_t ih = 2 * ty + i - p_.pad_h;
       reg r[A];
-      if (ih < 0 || ih >= H) {
-#pragma GCC unroll 8
-        for (int nu = 0; nu < A; ++nu) t[nu][i] = V::zero();
-        continue;
-      }
-      // Address arithmetic in integers: the window may start left of the row (its lanes are masked).
-      const uintptr_t row = reinterpret_cast<uintptr_t>(x + (ic * H + ih) * Wd);
-      const intptr_t c0 = intptr_t(2 * tx0 - p_.pad_w);
-      // The same row kAhead input channels further (kAhead planes on): hardware prefetchers do not follow
-      // jumps of a whole plane, and one channel ahead (a few dozen cycles of work) is too close to hide
-      // the latency of the L3 or memory the image comes from. Prefetches never fault.
-      const char* next =
-          reinterpret_cast<const char*>(row + uintptr_t((kAhead * H * Wd + c0) * intptr_t(sizeof(float))));
-      _mm_prefetch(next, _MM_HINT_T0);
-      _mm_prefetch(next + 64, _MM_HINT_T0);
-      if (W > 8) _mm_prefetch(next + 128, _MM_HINT_T0);
-      // d[j] = x[2k + j], k < W (tile k's column j). A is even: the 2W floats from column c0 + j hold
-      // columns j (even lanes) and j + 1 (odd lanes) of the W tiles, so one pair of loads serves two j.
-      reg d[A];
-#pragma GCC unroll 8
-      for (int j = 0; j < A; j += 2) {
-        const float* src = reinterpret_cast<const float*>(row + uintptr_t((c0 + j) * intptr_t(sizeof(float))));
-        const reg a = inside ? V::load(src) : V::loadz(lo[j], src);
-        const reg b = inside ? V::load(src + W) : V::loadz(hi[j], src + W);
-        d[j] = V::even(a, b);
-        d[j + 1] = V::odd(a, b);
-      }
-      bt_rows<A>(d, r);
+      input_row<A>(x, ih0 + i, tx0, ic, lo, hi, inside, r);
 #pragma GCC unroll 8
       for (int nu = 0; nu < A; ++nu) t[nu][i] = r[nu];
     }
+    for (int64_t k = 0;; ++k) {
 #pragma GCC unroll 8
-    for (int nu = 0; nu < A; ++nu) {
-      reg r[A];
-      bt_rows<A>(t[nu], r);  // V[xi][nu] = sum_i BT[xi][i] (d B)[i][nu]
+      for (int nu = 0; nu < A; ++nu) {
+        reg r[A];
+        bt_rows<A>(t[nu], r);  // V[xi][nu] = sum_i BT[xi][i] (d B)[i][nu]
 #pragma GCC unroll 8
-      for (int xi = 0; xi < A; ++xi) V::store(v + (xi * A + nu) * p_stride, r[xi]);
+        for (int xi = 0; xi < A; ++xi) V::store(v + k * step + (xi * A + nu) * p_stride, r[xi]);
+      }
+      if (k + 1 == rows) break;
+      // Tile row k + 1: rows 2 .. A-1 of this patch are its rows 0 .. A-3; two new image rows.
+#pragma GCC unroll 8
+      for (int nu = 0; nu < A; ++nu)
+#pragma GCC unroll 8
+        for (int i = 0; i + 2 < A; ++i) t[nu][i] = t[nu][i + 2];
+#pragma GCC unroll 2
+      for (int i = A - 2; i < A; ++i) {
+        reg r[A];
+        input_row<A>(x, ih0 + 2 * (k + 1) + i, tx0, ic, lo, hi, inside, r);
+#pragma GCC unroll 8
+        for (int nu = 0; nu < A; ++nu) t[nu][i] = r[nu];
+      }
     }
   }
 
