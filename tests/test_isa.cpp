@@ -179,10 +179,13 @@ TEST_CASE("every pointwise (1x1) and depthwise variant the CPU runs matches the 
       {1, 7, 7, 9, 9, 1, 1, 0, 0, 1, 1, 9, 41, {}, true},                   // valid, one output row
       {3, 9, 9, 7, 7, 1, 3, 3, 3, 1, 2, 8, 35, {ActKind::Exp, 1.0f, 1.0f, 0.0f}, true},  // stride 3, dilation
       {1, 2, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1, 1, elu, true},                   // 1x1 image, even kernel
-      // Row pairs (stride 1): odd rows (one row alone), tiles of 6 vectors and shorter rests.
-      {1, 6, 6, 5, 5, 1, 1, 2, 2, 1, 1, 13, 29, elu, true},                 // 4 vectors a row
-      {2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 57, {ActKind::ReLU}, true},      // 3x3: 6 + 2 vectors
-      {1, 4, 4, 7, 7, 1, 1, 3, 3, 1, 1, 11, 100, {}, true},                 // 7x7: 6 + 6 + 1 vectors
+      // Stride 1: groups of 4 rows (tiles of 3 vectors), then a pair (tiles of 4), then one row alone;
+      // rows of whole and masked tiles (8 lanes; 16 on AVX-512).
+      {1, 6, 6, 5, 5, 1, 1, 2, 2, 1, 1, 13, 29, elu, true},                 // 4 groups + 1 row
+      {2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 57, {ActKind::ReLU}, true},      // 3x3: 2 groups + 1 row
+      {1, 4, 4, 7, 7, 1, 1, 3, 3, 1, 1, 11, 100, {}, true},                 // 7x7: 2 groups, a pair, 1 row
+      {2, 3, 3, 7, 7, 1, 1, 3, 3, 1, 1, 14, 21, elu, true},                 // 3 groups + a pair, masked tile
+      {1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 2, 70, {}, true},                   // a pair only (3x3 on 2 rows)
       {1, 3, 3, 3, 3, 1, 1, 1, 1, 2, 1, 10, 30, {}, true},                  // dilated rows: no pairs
   };
   for (Isa isa : runnable_isas("pointwise/depthwise conv")) {
