@@ -179,10 +179,13 @@ TEST_CASE("every pointwise (1x1) and depthwise variant the CPU runs matches the 
       {1, 7, 7, 9, 9, 1, 1, 0, 0, 1, 1, 9, 41, {}, true},                   // valid, one output row
       {3, 9, 9, 7, 7, 1, 3, 3, 3, 1, 2, 8, 35, {ActKind::Exp, 1.0f, 1.0f, 0.0f}, true},  // stride 3, dilation
       {1, 2, 2, 2, 4, 1, 1, 1, 2, 1, 1, 1, 1, elu, true},                   // 1x1 image, even kernel
-      // Row pairs (stride 1): odd rows (one row alone), tiles of 6 vectors and shorter rests.
-      {1, 6, 6, 5, 5, 1, 1, 2, 2, 1, 1, 13, 29, elu, true},                 // 4 vectors a row
-      {2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 57, {ActKind::ReLU}, true},      // 3x3: 6 + 2 vectors
-      {1, 4, 4, 7, 7, 1, 1, 3, 3, 1, 1, 11, 100, {}, true},                 // 7x7: 6 + 6 + 1 vectors
+      // Stride 1: groups of 4 rows (tiles of 3 vectors), then a pair (tiles of 4), then one row alone;
+      // rows of whole and masked tiles (8 lanes; 16 on AVX-512).
+      {1, 6, 6, 5, 5, 1, 1, 2, 2, 1, 1, 13, 29, elu, true},                 // 4 groups + 1 row
+      {2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 57, {ActKind::ReLU}, true},      // 3x3: 2 groups + 1 row
+      {1, 4, 4, 7, 7, 1, 1, 3, 3, 1, 1, 11, 100, {}, true},                 // 7x7: 2 groups, a pair, 1 row
+      {2, 3, 3, 7, 7, 1, 1, 3, 3, 1, 1, 14, 21, elu, true},                 // 3 groups + a pair, masked tile
+      {1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 2, 70, {}, true},                   // a pair only (3x3 on 2 rows)
       {1, 3, 3, 3, 3, 1, 1, 1, 1, 2, 1, 10, 30, {}, true},                  // dilated rows: no pairs
   };
   for (Isa isa : runnable_isas("pointwise/depthwise conv")) {
@@ -310,7 +313,7 @@ TEST_CASE("every fused depth-separable block the CPU runs matches the three conv
       {1, 24, 64, 40, 7, 1, 3, 1, 70, 100, elu},             // many steps per job (T1 rows moved)
       {2, 8, 9, 8, 7, 1, 0, 1, 40, 15, {}},                  // valid depthwise, narrow rows
       // The ring of pw1 rows (stride 1 along the width): rows in pw1 chunks of 96, 96 and 11 pixels
-      // (1- and 2-vector rest tiles), an odd number of rows (depthwise pairs and one row alone).
+      // (1- and 2-vector rest tiles), an odd number of rows (depthwise row groups, pairs and one row alone).
       {1, 64, 64, 64, 7, 1, 3, 1, 37, 203, elu},
       {2, 8, 10, 6, 5, 1, 2, 1, 23, 19, elu, 2},             // stride 2 down the columns, 1 along the rows
       {1, 7, 13, 5, 3, 1, 3, 3, 12, 33, {ActKind::ReLU}},    // dilation 3: padded rows above and below

@@ -54,13 +54,14 @@ class DepthSeparableConv final : public ConvKernel {
     ring_ = pd_.stride_w == 1;
     // Step: the most output rows whose T1 + T2 (+ P) fit in 384 KB, at most a range; at least the
     // depthwise halo when T1's kept rows are moved (so that moving costs at most as much as computing the
-    // new ones), at least 2 rows with the ring.
+    // new ones), at least kDepthwiseGroup rows with the ring, and a multiple of it when the depthwise
+    // conv takes its rows in groups (depthwise_rows: a row left over runs alone, at about half the speed).
     const int64_t halo = (pd_.kernel_h - 1) * pd_.dilation_h, per_range = (OH + ranges_ - 1) / ranges_;
     int64_t S = 1;
     while (S < per_range && step_floats(S + 1) * 4 <= 384 * 1024) ++S;
-    const int64_t least = ring_ ? 2 : halo;
+    const int64_t least = ring_ ? kDepthwiseGroup : halo;
     if (S < least) S = least < per_range ? least : per_range;
-    step_ = S;
+    step_ = whole_groups(S, per_range);
     // Fewer images than threads on a small image (ds_shared_pw1, engine/conv.h): pw1 of each image once,
     // into a full padded plane per channel shared by the image's ranges (the team splits its rows, then a
     // barrier), so that no range recomputes the depthwise halo; a range's steps then hold T2 and the panel.
@@ -70,7 +71,7 @@ class DepthSeparableConv final : public ConvKernel {
       if ((shared_ld_ / 16) % 2 == 0) shared_ld_ += 16;
       S = 1;
       while (S < per_range && (C2(S + 1) + panel_floats()) * 4 <= 384 * 1024) ++S;
-      step_ = S;
+      step_ = whole_groups(S, per_range);
     }
   }
 
@@ -108,6 +109,12 @@ class DepthSeparableConv final : public ConvKernel {
   }
 
  private:
+  // S rounded down to a multiple of kDepthwiseGroup when the depthwise conv groups its rows and S is not
+  // a whole range (a range's last step may be shorter).
+  int64_t whole_groups(int64_t S, int64_t per_range) const {
+    const bool grouped = pd_.stride_h == 1 && pd_.dilation_h == 1 && pd_.stride_w == 1;
+    return grouped && S > kDepthwiseGroup && S < per_range ? S - S % kDepthwiseGroup : S;
+  }
   // Padded input rows of the depthwise conv that S output rows read.
   int64_t in_rows(int64_t S) const { return (S - 1) * pd_.stride_h + (pd_.kernel_h - 1) * pd_.dilation_h + 1; }
   // T2's channel stride for S rows: whole tiles, not a multiple of 4 KB (L1 set aliasing across channels).

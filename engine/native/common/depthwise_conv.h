@@ -2,10 +2,13 @@
 // dilation) on plain NCHW, over vector traits V, vectorised along the output row. A channel's rows are
 // first copied into a zero-bordered scratch plane, split by column phase for strides > 1 (padded column x
 // goes to phase x % sw, slot x / sw), so that output pixels ow .. ow + W - 1 read the W contiguous slots
-// from ow + (kw dw) / sw of phase (kw dw) % sw for every stride; then each output row sums its KH*KW taps
-// in up to 8 accumulators at a time (one broadcast weight, 8 loads and FMAs per tap: 8 independent FMA
-// chains), and the bias and activation are applied in registers before the (masked, for the row's tail)
-// store. The free functions are shared with the fused depth-separable block (depth_separable.h).
+// from ow + (kw dw) / sw of phase (kw dw) % sw for every stride. With stride 1 and dilation 1 down the
+// columns and stride 1 along the rows, output rows go in groups of 4 (depthwise_tileR): each input vector,
+// loaded once per tap into a register, feeds the FMAs of every row of the group that reads it (4 x 3
+// accumulators; about 0.85 loads, broadcasts included, per FMA); otherwise each output row sums its KH*KW
+// taps in up to 8 accumulators at a time (depthwise_tile: one broadcast weight, 8 loads and FMAs per
+// tap). Bias and activation are applied in registers before the (masked, for the row's tail) store. The
+// free functions are shared with the fused depth-separable block (depth_separable.h).
 #pragma once
 #include <cstring>
 
@@ -122,68 +125,112 @@ NPCORE_INLINE void depthwise_tile(const Conv2dParams& p, const DepthwiseLayout& 
   }
 }
 
-// Two output rows at once (stride 1 and dilation 1 down the columns, stride 1 along the rows): rows oh
-// and oh + 1 share KH - 1 of their KH + 1 tap rows, so each loaded input vector feeds both rows' FMAs
-// (NV vectors per row; 2 NV accumulators, one input register). Each row's sum runs over its taps in the
-// order depthwise_tile takes them: the same values. `rows` are oh's tap rows (rows.at(KH) is oh + 1's
-// last); dst row stride ld.
-template <class V, int NV, int KW_ = 0>
-NPCORE_INLINE void depthwise_tile2(const Conv2dParams& p, const float* w, const DepthwiseRows& rows, float* dst,
-                                   int64_t ld, int64_t v0, int64_t last, int64_t c, const Epilogue<V>& ep) {
+// Keeps a loaded vector in a register: without it GCC folds the load into each FMA that uses it (one load
+// per FMA instead of one per vector) when registers run short.
+template <class R>
+NPCORE_INLINE void pin_register(R& r) {
+  __asm__("" : "+v"(r));
+}
+
+// A tile width known at compile time (with_tile_width).
+template <int N>
+struct TileWidth {
+  static constexpr int n = N;
+};
+
+// f(TileWidth<n>{}) for a run-time 1 <= n <= MaxN: one instantiation of the tile per width.
+template <int MaxN, class F>
+NPCORE_INLINE void with_tile_width(int64_t n, F&& f) {
+  if constexpr (MaxN > 1) {
+    if (n < MaxN) {
+      with_tile_width<MaxN - 1>(n, f);
+      return;
+    }
+  }
+  f(TileWidth<MaxN>{});
+}
+
+// One input row's taps for the output rows JA..JB of an R-row tile (depthwise_tileR): output row j reads
+// it as its kernel row i - j, so with wi = w + i KW its weights are wi - j KW. Each input vector is loaded
+// once per tap and feeds the JB - JA + 1 rows' FMAs; one broadcast weight per row and tap.
+template <class V, int R, int NV, int JA, int JB, int KW_>
+NPCORE_INLINE void depthwise_row_taps(typename V::reg (&acc)[R][NV], const float* rr, const float* wi,
+                                      int64_t kw_n, int64_t dw) {
   constexpr int W = V::W;
-  const int64_t KH = p.kernel_h, KW = KW_ > 0 ? KW_ : p.kernel_w, dw = p.dilation_w;
-  typename V::reg a0[NV], a1[NV];
-#pragma GCC unroll 8
-  for (int q = 0; q < NV; ++q) a0[q] = a1[q] = V::zero();
-  // Input row i is tap row i of oh (i < KH) and tap row i - 1 of oh + 1 (i >= 1). The tap loops are not
-  // unrolled: GCC would hoist every tap's broadcasts and spill accumulators.
-  {
-    const float* rr = rows.at(0) + v0 * W;
+  const int64_t KW = KW_ > 0 ? KW_ : kw_n;
+  // Not unrolled: GCC would hoist every tap's broadcasts and spill accumulators.
 #pragma GCC unroll 1
-    for (int64_t kw = 0; kw < KW; ++kw) {
-      const auto wv = V::set1(w[kw]);
+  for (int64_t kw = 0; kw < KW; ++kw) {
+    typename V::reg x[NV];
 #pragma GCC unroll 8
-      for (int q = 0; q < NV; ++q) a0[q] = V::fmadd(wv, V::load(rr + kw * dw + W * q), a0[q]);
+    for (int q = 0; q < NV; ++q) {
+      x[q] = V::load(rr + kw * dw + W * q);
+      pin_register(x[q]);
     }
-  }
-  for (int64_t i = 1; i < KH; ++i) {
-    const float* rr = rows.at(i) + v0 * W;
-    const float* w0 = w + i * KW;
-    const float* w1 = w0 - KW;
-#pragma GCC unroll 1
-    for (int64_t kw = 0; kw < KW; ++kw) {
-      const auto wv0 = V::set1(w0[kw]), wv1 = V::set1(w1[kw]);
 #pragma GCC unroll 8
-      for (int q = 0; q < NV; ++q) {
-        const auto x = V::load(rr + kw * dw + W * q);
-        a0[q] = V::fmadd(wv0, x, a0[q]);
-        a1[q] = V::fmadd(wv1, x, a1[q]);
-      }
-    }
-  }
-  {
-    const float* rr = rows.at(KH) + v0 * W;
-    const float* w1 = w + (KH - 1) * KW;
-#pragma GCC unroll 1
-    for (int64_t kw = 0; kw < KW; ++kw) {
-      const auto wv = V::set1(w1[kw]);
+    for (int j = JA; j <= JB; ++j) {
+      const auto wv = V::set1(wi[kw - j * KW]);
 #pragma GCC unroll 8
-      for (int q = 0; q < NV; ++q) a1[q] = V::fmadd(wv, V::load(rr + kw * dw + W * q), a1[q]);
-    }
-  }
-  const auto shift = ep.shift(c);  // only now: the loops above need every register
-#pragma GCC unroll 8
-  for (int q = 0; q < NV; ++q) {
-    const auto y0 = ep.apply(a0[q], shift), y1 = ep.apply(a1[q], shift);
-    if (q + 1 < NV || last == W) {
-      V::store(dst + (v0 + q) * W, y0);
-      V::store(dst + ld + (v0 + q) * W, y1);
-    } else {
-      V::store_mask(dst + (v0 + q) * W, V::mask_first(last), y0);
-      V::store_mask(dst + ld + (v0 + q) * W, V::mask_first(last), y1);
+      for (int q = 0; q < NV; ++q) acc[j][q] = V::fmadd(wv, x[q], acc[j][q]);
     }
   }
 }
+
+// depthwise_row_taps<JA, JB> for run-time ja <= jb (< R).
+template <class V, int R, int NV, int KW_, int JA = 0, int JB = 0>
+NPCORE_INLINE void depthwise_row_taps_for(int64_t ja, int64_t jb, typename V::reg (&acc)[R][NV],
+                                          const float* rr, const float* wi, int64_t kw_n, int64_t dw) {
+  if constexpr (JA < R) {
+    if constexpr (JB >= R) {
+      depthwise_row_taps_for<V, R, NV, KW_, JA + 1, JA + 1>(ja, jb, acc, rr, wi, kw_n, dw);
+    } else {
+      if (ja == JA && jb == JB) {
+        depthwise_row_taps<V, R, NV, JA, JB, KW_>(acc, rr, wi, kw_n, dw);
+        return;
+      }
+      depthwise_row_taps_for<V, R, NV, KW_, JA, JB + 1>(ja, jb, acc, rr, wi, kw_n, dw);
+    }
+  }
+}
+
+// R consecutive output rows at once (stride 1 and dilation 1 down the columns, stride 1 along the rows),
+// NV vectors from vector v0: rows oh .. oh + R - 1 read the KH + R - 1 input rows from oh's first tap row,
+// and input row i is kernel row i - j of output row j, so each input vector, loaded once per tap, feeds
+// up to R rows' FMAs (R NV accumulators, NV input registers, one broadcast weight). Each row's sum runs
+// over its taps in the order depthwise_tile takes them (kernel rows, then columns): the same values.
+// `rows` are oh's tap rows (rows.at(i) for i < KH + R - 1); dst row stride ld.
+template <class V, int R, int NV, int KW_ = 0>
+NPCORE_INLINE void depthwise_tileR(const Conv2dParams& p, const float* w, const DepthwiseRows& rows,
+                                   float* dst, int64_t ld, int64_t v0, int64_t last, int64_t c,
+                                   const Epilogue<V>& ep) {
+  constexpr int W = V::W;
+  const int64_t KH = p.kernel_h, KW = KW_ > 0 ? KW_ : p.kernel_w, dw = p.dilation_w;
+  typename V::reg acc[R][NV];
+#pragma GCC unroll 8
+  for (int j = 0; j < R; ++j)
+#pragma GCC unroll 8
+    for (int q = 0; q < NV; ++q) acc[j][q] = V::zero();
+  for (int64_t i = 0; i < KH + R - 1; ++i) {
+    const int64_t ja = i - KH + 1 > 0 ? i - KH + 1 : 0, jb = i < R - 1 ? i : R - 1;
+    depthwise_row_taps_for<V, R, NV, KW_>(ja, jb, acc, rows.at(i) + v0 * W, w + i * KW, KW, dw);
+  }
+  const auto shift = ep.shift(c);  // only now: the loops above need every register
+#pragma GCC unroll 8
+  for (int j = 0; j < R; ++j) {
+#pragma GCC unroll 8
+    for (int q = 0; q < NV; ++q) {
+      const auto y = ep.apply(acc[j][q], shift);
+      if (q + 1 < NV || last == W)
+        V::store(dst + j * ld + (v0 + q) * W, y);
+      else
+        V::store_mask(dst + j * ld + (v0 + q) * W, V::mask_first(last), y);
+    }
+  }
+}
+
+// Output rows depthwise_rows computes at once when it can (stride 1 and dilation 1 down the columns,
+// stride 1 along the rows); callers that choose how many rows to ask for take multiples of it.
+constexpr int kDepthwiseGroup = 4;
 
 // Output rows [oh0, oh1) of channel c (row stride OW, dst at row oh0) from buf, which holds the padded
 // rows from pr0 on; or, with ring > 0, a ring of that many rows in which padded row r is at slot r % ring
@@ -203,62 +250,53 @@ void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float
       __builtin_prefetch(pf + pf_line * 16);
   };
   int64_t oh = oh0;
+  // Kernel widths 7 and 3 (the cores') with their taps known at compile time.
+  auto with_kernel_width = [&](auto&& f) {
+    if (p.kernel_w == 7) f(TileWidth<7>{});
+    else if (p.kernel_w == 3) f(TileWidth<3>{});
+    else f(TileWidth<0>{});
+  };
   if (p.stride_h == 1 && p.dilation_h == 1 && p.stride_w == 1) {
-    // Pairs of rows, tiles of 6 vectors (2 x 6 accumulators).
-    constexpr int P2 = 6;
-    for (; oh + 1 < oh1; oh += 2) {
-      float* d = dst + (oh - oh0) * OW;
-      const DepthwiseRows row{buf, ring ? oh % ring : oh - pr0, 1, ring, L.row};
-      if (pf) prefetch_rows(2);
-      for (int64_t v = 0; v < vecs; v += P2) {
-        const int64_t n = vecs - v < P2 ? vecs - v : P2, l = v + n == vecs ? last : W;
-        if (n == P2 && p.kernel_w == 7) {
-          depthwise_tile2<V, P2, 7>(p, w, row, d, OW, v, l, c, ep);
-          continue;
-        }
-        if (n == P2 && p.kernel_w == 3) {
-          depthwise_tile2<V, P2, 3>(p, w, row, d, OW, v, l, c, ep);
-          continue;
-        }
-        switch (n) {
-          case 1: depthwise_tile2<V, 1>(p, w, row, d, OW, v, l, c, ep); break;
-          case 2: depthwise_tile2<V, 2>(p, w, row, d, OW, v, l, c, ep); break;
-          case 3: depthwise_tile2<V, 3>(p, w, row, d, OW, v, l, c, ep); break;
-          case 4: depthwise_tile2<V, 4>(p, w, row, d, OW, v, l, c, ep); break;
-          case 5: depthwise_tile2<V, 5>(p, w, row, d, OW, v, l, c, ep); break;
-          default: depthwise_tile2<V, P2>(p, w, row, d, OW, v, l, c, ep); break;
-        }
+    // Groups of R4 rows in tiles of NV4 vectors (R4 NV4 accumulators), then a pair in tiles of NV2.
+    constexpr int R4 = kDepthwiseGroup, NV4 = 3, NV2 = 4;
+    auto rows_at_once = [&](auto r_tag, auto nv_tag) {
+      constexpr int R = decltype(r_tag)::n, NV = decltype(nv_tag)::n;
+      for (; oh + R - 1 < oh1; oh += R) {
+        float* d = dst + (oh - oh0) * OW;
+        const DepthwiseRows row{buf, ring ? oh % ring : oh - pr0, 1, ring, L.row};
+        if (pf) prefetch_rows(R);
+        with_kernel_width([&](auto kw_tag) {
+          constexpr int KW_ = decltype(kw_tag)::n;
+          for (int64_t v = 0; v < vecs; v += NV) {
+            const int64_t n = vecs - v < NV ? vecs - v : NV, l = v + n == vecs ? last : W;
+            with_tile_width<NV>(n, [&](auto t) {
+              depthwise_tileR<V, R, decltype(t)::n, KW_>(p, w, row, d, OW, v, l, c, ep);
+            });
+          }
+        });
+        for (int j = 0; j < R; ++j) ep.finish(d + j * OW, OW);
       }
-      ep.finish(d, OW);
-      ep.finish(d + OW, OW);
-    }
+    };
+    rows_at_once(TileWidth<R4>{}, TileWidth<NV4>{});
+    rows_at_once(TileWidth<2>{}, TileWidth<NV2>{});
   }
   for (; oh < oh1; ++oh) {
     float* d = dst + (oh - oh0) * OW;
     const int64_t r = oh * p.stride_h;
     const DepthwiseRows row{buf, ring ? r % ring : r - pr0, p.dilation_h, ring, L.row};
     if (pf) prefetch_rows(1);
-    // Tiles of 8 vectors; the row's rest in one tile of up to 7 (a 56-wide row: one tile of 7).
+    // Tiles of PV vectors; the row's rest in one tile of fewer.
     for (int64_t v = 0; v < vecs; v += PV) {
       const int64_t n = vecs - v < PV ? vecs - v : PV, l = v + n == vecs ? last : W;
-      if (n == PV && p.stride_w == 1 && p.kernel_w == 7) {  // the common full tile, taps unrolled
-        depthwise_tile<V, PV, 7>(p, L, w, row, d, v, l, shift, ep);
+      if (n == PV && p.stride_w == 1) {  // the common full tile, taps known at compile time
+        with_kernel_width([&](auto kw_tag) {
+          depthwise_tile<V, PV, decltype(kw_tag)::n>(p, L, w, row, d, v, l, shift, ep);
+        });
         continue;
       }
-      if (n == PV && p.stride_w == 1 && p.kernel_w == 3) {
-        depthwise_tile<V, PV, 3>(p, L, w, row, d, v, l, shift, ep);
-        continue;
-      }
-      switch (n) {
-        case 1: depthwise_tile<V, 1>(p, L, w, row, d, v, l, shift, ep); break;
-        case 2: depthwise_tile<V, 2>(p, L, w, row, d, v, l, shift, ep); break;
-        case 3: depthwise_tile<V, 3>(p, L, w, row, d, v, l, shift, ep); break;
-        case 4: depthwise_tile<V, 4>(p, L, w, row, d, v, l, shift, ep); break;
-        case 5: depthwise_tile<V, 5>(p, L, w, row, d, v, l, shift, ep); break;
-        case 6: depthwise_tile<V, 6>(p, L, w, row, d, v, l, shift, ep); break;
-        case 7: depthwise_tile<V, 7>(p, L, w, row, d, v, l, shift, ep); break;
-        default: depthwise_tile<V, PV>(p, L, w, row, d, v, l, shift, ep); break;
-      }
+      with_tile_width<PV>(n, [&](auto t) {
+        depthwise_tile<V, decltype(t)::n>(p, L, w, row, d, v, l, shift, ep);
+      });
     }
     ep.finish(d, OW);
   }
