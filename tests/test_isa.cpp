@@ -165,8 +165,8 @@ TEST_CASE("every pointwise (1x1) and depthwise variant the CPU runs matches the 
   const Activation elu{ActKind::ELU, 0.3f, -0.2f, 1.0f};
   const Case pointwise[] = {
       {1, 64, 64, 1, 1, 1, 1, 0, 0, 1, 1, 36, 64, elu, true},                    // the issue-12 block
-      // ELU on mostly positive values: whole groups of vectors skip the polynomial (Epilogue::elu_rows),
-      // others mix both signs; 2 images, a plane (28 x 37) that ends in a masked vector.
+      // ELU on values shifted positive: groups of 4 vectors skip the polynomial (Epilogue::elu_rows), the
+      // masked tail of the plane (28 x 37) does not; the case above mixes both signs. 2 images.
       {2, 64, 64, 1, 1, 1, 1, 0, 0, 1, 1, 28, 37, {ActKind::ELU, 0.3f, -1.5f, 1.0f}, true},
       {2, 3, 5, 1, 1, 1, 1, 0, 0, 1, 1, 7, 9, {}, true},                          // channels below a block
       {3, 17, 19, 1, 1, 1, 1, 0, 0, 1, 1, 5, 13, {ActKind::Sigmoid}, false},      // odd everything
