@@ -165,6 +165,9 @@ TEST_CASE("every pointwise (1x1) and depthwise variant the CPU runs matches the 
   const Activation elu{ActKind::ELU, 0.3f, -0.2f, 1.0f};
   const Case pointwise[] = {
       {1, 64, 64, 1, 1, 1, 1, 0, 0, 1, 1, 36, 64, elu, true},                    // the issue-12 block
+      // ELU on values shifted positive: groups of 4 vectors skip the polynomial (Epilogue::elu_rows), the
+      // masked tail of the plane (28 x 37) does not; the case above mixes both signs. 2 images.
+      {2, 64, 64, 1, 1, 1, 1, 0, 0, 1, 1, 28, 37, {ActKind::ELU, 0.3f, -1.5f, 1.0f}, true},
       {2, 3, 5, 1, 1, 1, 1, 0, 0, 1, 1, 7, 9, {}, true},                          // channels below a block
       {3, 17, 19, 1, 1, 1, 1, 0, 0, 1, 1, 5, 13, {ActKind::Sigmoid}, false},      // odd everything
       {1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, {ActKind::SoftThreshold}, true},  // one pixel, scalar act
@@ -308,6 +311,7 @@ TEST_CASE("every fused depth-separable block the CPU runs matches the three conv
   const Activation elu{ActKind::ELU, 0.3f, -0.2f, 1.0f};
   const Case cases[] = {
       {1, 64, 64, 64, 7, 1, 3, 1, 28, 56, elu},              // the issue-12 hidden layer at 36x64
+      {2, 64, 64, 64, 7, 1, 3, 1, 28, 37, {ActKind::ELU, 1.0f, -1.5f, 0.0f}},  // ELU mostly on positives
       {3, 5, 12, 7, 3, 1, 2, 2, 13, 17, {ActKind::ReLU}},    // layers/depth_separable_k3_d2-like, odd channels
       {2, 16, 19, 21, 5, 2, 2, 1, 31, 23, {ActKind::Sigmoid}},  // stride 2
       {1, 24, 64, 40, 7, 1, 3, 1, 70, 100, elu},             // many steps per job (T1 rows moved)

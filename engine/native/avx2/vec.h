@@ -36,6 +36,8 @@ struct Vec {
   }
   static mask mask_first(int64_t n) { return mask_range(0, n); }
   static mask mask_all() { return _mm256_castsi256_ps(_mm256_set1_epi32(-1)); }
+  // Whether every lane of m is set.
+  static bool all(mask m) { return _mm256_movemask_ps(m) == 0xFF; }
   // Masked-out lanes read as zero and never touch memory.
   static reg loadz(mask m, const float* p) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
   static void store_mask(float* p, mask m, reg v) { _mm256_maskstore_ps(p, _mm256_castps_si256(m), v); }

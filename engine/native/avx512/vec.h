@@ -33,6 +33,8 @@ struct Vec {
   }
   static mask mask_first(int64_t n) { return n >= 16 ? mask(0xFFFF) : n <= 0 ? mask(0) : mask((1u << n) - 1u); }
   static mask mask_all() { return mask(0xFFFF); }
+  // Whether every lane of m is set.
+  static bool all(mask m) { return m == mask(0xFFFF); }
   static reg loadz(mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
   static void store_mask(float* p, mask m, reg v) { _mm512_mask_storeu_ps(p, m, v); }
   static reg even(reg a, reg b) {

@@ -162,12 +162,18 @@ class DepthSeparableConv final : public ConvKernel {
         std::memset(row + Wd + c * ld1, 0, sizeof(float) * size_t(L_.row - pw - Wd));
       }
     }
-    // The row in chunks of the L1 panel's width.
+    // The row in chunks of the L1 panel's width. The copy also prefetches (to L2) the same pixels of the next
+    // image row, which the next call copies: the input map is larger than the caches, its Cin channel rows
+    // are Cin streams too many for the hardware prefetchers, and the copy otherwise waits for memory.
     const int64_t chunk = panel_tiles_ * kTile;
+    const int64_t next = h + 1 < H ? Wd : 0;  // offset of the next row, or none
     for (int64_t px = 0; px < Wd; px += chunk) {
       const int64_t valid = Wd - px < chunk ? Wd - px : chunk, len = (valid + V::W - 1) / V::W * V::W;
       for (int64_t ic = 0; ic < Cin; ++ic) {
-        std::memcpy(panel + ic * len, x + (ic * H + h) * Wd + px, sizeof(float) * size_t(valid));
+        const float* src = x + (ic * H + h) * Wd + px;
+        if (next)
+          for (int64_t o = 0; o < valid; o += 16) __builtin_prefetch(src + next + o, 0, 2);
+        std::memcpy(panel + ic * len, src, sizeof(float) * size_t(valid));
         if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
       }
       pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, valid, row + px, ld1, e1_);

@@ -156,6 +156,40 @@ class Epilogue {
       return V::add(elu_ps<V>(V::sub(acc, shift), V::set1(act_.alpha)), V::set1(act_.out_shift));
     else return apply(acc, shift);
   }
+  // apply_m<kElu> in two passes: a kernel stores apply_m<kShift> (acc - shift), then this applies the rest,
+  // ELU and out_shift, to n values of each of `rows` rows (stride ld) in place: the same operations per lane,
+  // so the same bits, but run over memory, kU independent vectors at a time (one vector's polynomial is a
+  // chain of ~20 dependent operations: alone, its latency bounds it), instead of next to a register tile's
+  // live accumulators (which spilled them). kU vectors whose lanes are all > 0 (ELU is the identity there:
+  // elu_ps selects v) skip the polynomial.
+  void elu_rows(float* d, int64_t ld, int64_t rows, int64_t n) const {
+    constexpr int kU = 4;
+    const auto alpha = V::set1(act_.alpha), so = V::set1(act_.out_shift);
+    const int64_t full = n / V::W * V::W, group = n / (kU * V::W) * (kU * V::W);
+    for (int64_t r = 0; r < rows; ++r, d += ld) {
+      int64_t i = 0;
+      for (; i < group; i += kU * V::W) {
+        typename V::reg v[kU];
+        bool pos = true;
+#pragma GCC unroll 4
+        for (int u = 0; u < kU; ++u) {
+          v[u] = V::load(d + i + u * V::W);
+          pos = pos && V::all(V::gt(v[u], V::zero()));
+        }
+        if (!pos) {
+#pragma GCC unroll 4
+          for (int u = 0; u < kU; ++u) v[u] = elu_ps<V>(v[u], alpha);
+        }
+#pragma GCC unroll 4
+        for (int u = 0; u < kU; ++u) V::store(d + i + u * V::W, V::add(v[u], so));
+      }
+      for (; i < full; i += V::W) V::store(d + i, V::add(elu_ps<V>(V::load(d + i), alpha), so));
+      if (full < n) {
+        const auto m = V::mask_first(n - full);
+        V::store_mask(d + full, m, V::add(elu_ps<V>(V::loadz(m, d + full), alpha), so));
+      }
+    }
+  }
   // After storing n values of one channel at dst: the activation, if apply() could not.
   void finish(float* dst, int64_t n) const {
     if (!vector_) apply_activation_scalar(scalar_, dst, n);
