@@ -138,11 +138,26 @@ class DirectConv final : public ConvKernel {
     for (int o = 0; o < OCB; ++o)
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) acc[o][q] = V::zero();
+    if (IC * KH <= kChunk) {
+      // Few input channels (the 1-channel 9x9 input layer): the whole sum is one chain in the registers,
+      // in the same (kh, ic, kw) order as the chunked loop below, without its bookkeeping (which made
+      // GCC spill and shuffle the accumulators around a one-iteration channel loop).
+      const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
+      for (int64_t kh = 0; kh < KH; ++kh) {
+        const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
+        for (int64_t ic = 0; ic < IC; ++ic) {
+          const float* r = row + ic * row_;
+#pragma GCC unroll 9
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+        }
+      }
+      epilogue_tile<PW>(acc, y, oh, b, ow, last);
+      return;
+    }
     // Two-level summation for accuracy: the registers sum at most kChunk input-channel rows of the kernel
     // (kChunk * KW terms), then are added to a running total in L1 and restart from zero. One long
     // chain of IC * KH * KW float32 additions would have several times the rounding error of PyTorch's
     // blocked sums (docs/ACCURACY.md); the flushes cost OCB * PW loads, adds and stores per chunk.
-    constexpr int64_t kChunk = 16;
     alignas(64) float total[OCB][PW * W];
     bool first = true;
     const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
@@ -180,8 +195,14 @@ class DirectConv final : public ConvKernel {
 #pragma GCC unroll 3
         for (int q = 0; q < PW; ++q) acc[o][q] = V::add(V::load(&total[o][W * q]), acc[o][q]);
     }
-    // Epilogue: bias and activation in registers (the activation's branch chosen once per tile), then the
-    // store (masked for the row's tail).
+    epilogue_tile<PW>(acc, y, oh, b, ow, last);
+  }
+
+  // Epilogue: bias and activation in registers (the activation's branch chosen once per tile), then the
+  // store (masked for the row's tail).
+  template <int PW>
+  NPCORE_INLINE void epilogue_tile(typename V::reg (&acc)[OCB][PW], float* y, int64_t oh, int64_t b, int64_t ow,
+                                   int64_t last) const {
     using E = Epilogue<V>;
     switch (epilogue_.mode()) {
       case E::kShift: store_tile<PW, E::kShift>(acc, y, oh, b, ow, last); break;
@@ -204,7 +225,7 @@ class DirectConv final : public ConvKernel {
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) {
         const auto v = epilogue_.template apply_m<M>(acc[o][q], sin);
-        if (q + 1 < PW)
+        if (q + 1 < PW || last == W)  // a masked store costs several plain ones on AMD cores
           V::store(dst + W * q, v);
         else
           V::store_mask(dst + W * q, tail, v);
@@ -212,6 +233,10 @@ class DirectConv final : public ConvKernel {
       epilogue_.finish(dst, W * (PW - 1) + last);
     }
   }
+
+  // Two-level summation for accuracy (tile_k): the registers sum at most kChunk input-channel rows of the
+  // kernel before they are added to a running total.
+  static constexpr int64_t kChunk = 16;
 
   Conv2dParams p_;
   Shape in_, out_;
