@@ -127,6 +127,17 @@ class DirectConv final : public ConvKernel {
 
   template <int PW>
   void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    if constexpr (PW <= 2) {  // row_job gives one-chain sums no wider tiles
+      if (one_chain()) {
+        const bool d1 = p_.dilation_w == 1;  // compile-time tap offsets
+        switch (p_.kernel_w) {
+          case 9: d1 ? tile_one_chain<PW, 9, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 9, 0>(buf, y, oh, b, ow, last); break;
+          case 7: d1 ? tile_one_chain<PW, 7, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 7, 0>(buf, y, oh, b, ow, last); break;
+          default: tile_one_chain<PW, 0, 0>(buf, y, oh, b, ow, last); break;
+        }
+        return;
+      }
+    }
     switch (p_.kernel_w) {  // a compile-time kernel width unrolls the innermost loop
       case 1: tile_k<PW, 1>(buf, y, oh, b, ow, last); break;
       case 3: tile_k<PW, 3>(buf, y, oh, b, ow, last); break;
@@ -135,6 +146,31 @@ class DirectConv final : public ConvKernel {
       case 9: tile_k<PW, 9>(buf, y, oh, b, ow, last); break;
       default: tile_k<PW, 0>(buf, y, oh, b, ow, last); break;
     }
+  }
+
+  // tile_k for a one-chain sum (the 1-channel 9x9 input layer): the whole sum in the registers, in the
+  // same (kh, ic, kw) order as tile_k's chunked loop, without its bookkeeping. A function of its own, so
+  // that GCC allocates its registers apart from tile_k's partial totals.
+  // DW_: the width dilation if known at compile time, else 0.
+  template <int PW, int KW_, int DW_>
+  void tile_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
+    const int64_t dh = p_.dilation_h, dw = DW_ ? DW_ : p_.dilation_w;
+    typename V::reg acc[OCB][PW];
+#pragma GCC unroll 8
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < PW; ++q) acc[o][q] = V::zero();
+    const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
+    for (int64_t kh = 0; kh < KH; ++kh) {
+      const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
+      for (int64_t ic = 0; ic < IC; ++ic) {
+        const float* r = row + ic * row_;
+#pragma GCC unroll 9
+        for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+      }
+    }
+    epilogue_tile<PW>(acc, y, oh, b, ow, last);
   }
 
   // OCB channels x PW*W pixels starting at (oh, ow); the last vector stores only `last` lanes. KW_ is the
@@ -148,22 +184,6 @@ class DirectConv final : public ConvKernel {
     for (int o = 0; o < OCB; ++o)
 #pragma GCC unroll 3
       for (int q = 0; q < PW; ++q) acc[o][q] = V::zero();
-    if (one_chain()) {
-      // Few input channels (the 1-channel 9x9 input layer): the whole sum is one chain in the registers,
-      // in the same (kh, ic, kw) order as the chunked loop below, without its bookkeeping (which made
-      // GCC spill and shuffle the accumulators around a one-iteration channel loop).
-      const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
-      for (int64_t kh = 0; kh < KH; ++kh) {
-        const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
-        for (int64_t ic = 0; ic < IC; ++ic) {
-          const float* r = row + ic * row_;
-#pragma GCC unroll 9
-          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
-        }
-      }
-      epilogue_tile<PW>(acc, y, oh, b, ow, last);
-      return;
-    }
     // Two-level summation for accuracy: the registers sum at most kChunk input-channel rows of the kernel
     // (kChunk * KW terms), then are added to a running total in L1 and restart from zero. One long
     // chain of IC * KH * KW float32 additions would have several times the rounding error of PyTorch's
@@ -221,26 +241,41 @@ class DirectConv final : public ConvKernel {
     }
   }
 
+  // The epilogue two channels (2 PW vectors) at a time, its stages interleaved over them
+  // (Epilogue::apply_m_n): one vector at a time, the ELU's polynomial waits on its own latency.
   template <int PW, int M>
   NPCORE_INLINE void store_tile(typename V::reg (&acc)[OCB][PW], float* y, int64_t oh, int64_t b, int64_t ow,
                                 int64_t last) const {
-    const int64_t OC = p_.out_channels, OHW = out_[2] * out_[3];
+    constexpr int G = OCB % 2 == 0 ? 2 : 1;
+    const int64_t OC = p_.out_channels, OHW = out_[3] * out_[2];
     const auto tail = V::mask_first(last);
-#pragma GCC unroll 8
-    for (int o = 0; o < OCB; ++o) {
-      const int64_t oc = b * OCB + o;
-      if (oc >= OC) break;
-      float* dst = y + oc * OHW + oh * out_[3] + ow;
-      const auto sin = epilogue_.shift(oc);
+#pragma GCC unroll 4
+    for (int o0 = 0; o0 < OCB; o0 += G) {
+      typename V::reg v[G * PW], sin[G * PW];
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) {
+        const auto sh = epilogue_.shift(b * OCB + o0 + g);  // padded past OC
 #pragma GCC unroll 3
-      for (int q = 0; q < PW; ++q) {
-        const auto v = epilogue_.template apply_m<M>(acc[o][q], sin);
-        if (q + 1 < PW || last == W)  // a masked store costs several plain ones on AMD cores
-          V::store(dst + W * q, v);
-        else
-          V::store_mask(dst + W * q, tail, v);
+        for (int q = 0; q < PW; ++q) {
+          v[g * PW + q] = acc[o0 + g][q];
+          sin[g * PW + q] = sh;
+        }
       }
-      epilogue_.finish(dst, W * (PW - 1) + last);
+      epilogue_.template apply_m_n<M>(v, sin);
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) {
+        const int64_t oc = b * OCB + o0 + g;
+        if (oc >= OC) return;
+        float* dst = y + oc * OHW + oh * out_[3] + ow;
+#pragma GCC unroll 3
+        for (int q = 0; q < PW; ++q) {
+          if (q + 1 < PW || last == W)  // a masked store costs several plain ones on AMD cores
+            V::store(dst + W * q, v[g * PW + q]);
+          else
+            V::store_mask(dst + W * q, tail, v[g * PW + q]);
+        }
+        epilogue_.finish(dst, W * (PW - 1) + last);
+      }
     }
   }
 
