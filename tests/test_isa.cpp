@@ -134,6 +134,15 @@ TEST_CASE("every direct-conv variant the CPU runs matches the reference", "[isa]
       {1, 1, 16, 7, 1, 3, 20, 33, {ActKind::Sigmoid}},                 // the seed cores' first layer
       {1, 6, 9, 4, 1, 0, 10, 17, {ActKind::SoftThreshold}},            // even kernel, scalar activation
       {1, 32, 8, 3, 1, 1, 5, 8, {ActKind::Exp, 1.0f, 1.0f, 0.0f}},     // one vector exactly (AVX2)
+      // One-chain sums (input channels x kernel rows <= 16: tile_one_chain, 2-vector tiles, the ELU two
+      // channels at a time): the 9x9 1->64 input layer valid and padded, odd widths (an odd vector count
+      // ends in a 1-vector tile), batch > 1, channels not a multiple of a block, other activations.
+      {1, 1, 64, 9, 1, 0, 20, 37, {ActKind::ELU, 1.0f, 0.0f, 1.0f}},   // SENSORIUM layer0 (pad 0)
+      {2, 1, 64, 9, 1, 4, 18, 33, {ActKind::ELU, 1.0f, 0.3f, -0.2f}},  // seed layer0 (pad 4), 5 vectors
+      {3, 1, 19, 9, 1, 0, 12, 30, {}},                                 // no activation, 3 vectors
+      {1, 1, 10, 9, 1, 4, 9, 15, {ActKind::SoftThreshold}},            // scalar activation, 2 vectors
+      {2, 2, 12, 7, 1, 3, 11, 29, {ActKind::ReLU}},                    // 2 channels x 7 rows = 14
+      {1, 1, 6, 5, 2, 3, 12, 21, {ActKind::ELU, 0.5f, 0.0f, 0.0f}},    // dilation, kernel width 5
   };
   for (Isa isa : runnable_isas("direct conv")) {
     for (const Case& c : cases) {

@@ -96,8 +96,18 @@ class DirectConv final : public ConvKernel {
 
   // Output row oh of channels [OCB b, OCB b + OCB), in tiles of 3 vectors; a remainder of one vector
   // becomes two tiles of 2 (a 1-vector tile runs at a third of the FMA rate), the last tile masked.
+  // A sum of one chain (one_chain()) runs in tiles of 2 vectors and a last one of 1: with OCB channels x
+  // 3 vectors, GCC hoists the OCB weight broadcasts of a tap ahead of its FMAs, runs out of the 16 AVX2
+  // registers and keeps accumulators on the stack (profiled on the 9x9 1-channel input layer).
   void row_job(const float* buf, float* y, int64_t oh, int64_t b) const {
     const int64_t OW = out_[3], vecs = (OW + W - 1) / W, last = OW - W * (vecs - 1);
+    if (one_chain()) {
+      const int64_t twos = vecs / 2;
+      int64_t ow = 0;
+      for (int64_t t = 0; t < twos; ++t, ow += 2 * W) tile<2>(buf, y, oh, b, ow, vecs % 2 || t + 1 < twos ? W : last);
+      if (vecs % 2) tile<1>(buf, y, oh, b, ow, last);
+      return;
+    }
     int64_t threes = vecs / 3, twos = 0, ones = 0;
     if (vecs % 3 == 2) {
       twos = 1;
@@ -117,6 +127,17 @@ class DirectConv final : public ConvKernel {
 
   template <int PW>
   void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    if constexpr (PW <= 2) {  // row_job gives one-chain sums no wider tiles
+      if (one_chain()) {
+        const bool d1 = p_.dilation_w == 1;  // compile-time tap offsets
+        switch (p_.kernel_w) {
+          case 9: d1 ? tile_one_chain<PW, 9, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 9, 0>(buf, y, oh, b, ow, last); break;
+          case 7: d1 ? tile_one_chain<PW, 7, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 7, 0>(buf, y, oh, b, ow, last); break;
+          default: tile_one_chain<PW, 0, 0>(buf, y, oh, b, ow, last); break;
+        }
+        return;
+      }
+    }
     switch (p_.kernel_w) {  // a compile-time kernel width unrolls the innermost loop
       case 1: tile_k<PW, 1>(buf, y, oh, b, ow, last); break;
       case 3: tile_k<PW, 3>(buf, y, oh, b, ow, last); break;
@@ -125,6 +146,61 @@ class DirectConv final : public ConvKernel {
       case 9: tile_k<PW, 9>(buf, y, oh, b, ow, last); break;
       default: tile_k<PW, 0>(buf, y, oh, b, ow, last); break;
     }
+  }
+
+  // tile_k for a one-chain sum (the 1-channel 9x9 input layer): the whole sum in the registers, in the
+  // same (kh, ic, kw) order as tile_k's chunked loop, without its bookkeeping. A function of its own, so
+  // that GCC allocates its registers apart from tile_k's partial totals.
+  // DW_: the width dilation if known at compile time, else 0.
+  template <int PW, int KW_, int DW_>
+  void tile_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
+    const int64_t dh = p_.dilation_h, dw = DW_ ? DW_ : p_.dilation_w;
+    typename V::reg acc[OCB][PW];
+#pragma GCC unroll 8
+    for (int o = 0; o < OCB; ++o)
+#pragma GCC unroll 3
+      for (int q = 0; q < PW; ++q) acc[o][q] = V::zero();
+    const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
+    int64_t kh = 0;
+    if constexpr (PW == 1) {
+      // One vector: OCB chains alone would run at half the FMA rate (4 on AVX2 against a latency of 4 and
+      // 2 FMAs a cycle), so odd kernel rows sum into a second set, added at the end (two chains of about
+      // half the terms each: no less exact).
+      typename V::reg odd[OCB][1];
+#pragma GCC unroll 8
+      for (int o = 0; o < OCB; ++o) odd[o][0] = V::zero();
+      for (; kh + 1 < KH; kh += 2) {
+        for (int64_t ic = 0; ic < IC; ++ic) {
+          const float* r = buf + ((oh + kh * dh) * IC + ic) * row_ + ow;
+#pragma GCC unroll 9
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+        }
+        for (int64_t ic = 0; ic < IC; ++ic) {
+          const float* r = buf + ((oh + (kh + 1) * dh) * IC + ic) * row_ + ow;
+#pragma GCC unroll 9
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(odd, w, r + kw * dw);
+        }
+      }
+      for (; kh < KH; ++kh)
+        for (int64_t ic = 0; ic < IC; ++ic) {
+          const float* r = buf + ((oh + kh * dh) * IC + ic) * row_ + ow;
+#pragma GCC unroll 9
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+        }
+#pragma GCC unroll 8
+      for (int o = 0; o < OCB; ++o) acc[o][0] = V::add(acc[o][0], odd[o][0]);
+    } else {
+      for (; kh < KH; ++kh) {
+        const float* row = buf + (oh + kh * dh) * IC * row_ + ow;
+        for (int64_t ic = 0; ic < IC; ++ic) {
+          const float* r = row + ic * row_;
+#pragma GCC unroll 9
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) outer_fma<V, OCB, PW>(acc, w, r + kw * dw);
+        }
+      }
+    }
+    epilogue_tile<PW>(acc, y, oh, b, ow, last);
   }
 
   // OCB channels x PW*W pixels starting at (oh, ow); the last vector stores only `last` lanes. KW_ is the
@@ -142,7 +218,6 @@ class DirectConv final : public ConvKernel {
     // (kChunk * KW terms), then are added to a running total in L1 and restart from zero. One long
     // chain of IC * KH * KW float32 additions would have several times the rounding error of PyTorch's
     // blocked sums (docs/ACCURACY.md); the flushes cost OCB * PW loads, adds and stores per chunk.
-    constexpr int64_t kChunk = 16;
     alignas(64) float total[OCB][PW * W];
     bool first = true;
     const float* w = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
@@ -180,8 +255,14 @@ class DirectConv final : public ConvKernel {
 #pragma GCC unroll 3
         for (int q = 0; q < PW; ++q) acc[o][q] = V::add(V::load(&total[o][W * q]), acc[o][q]);
     }
-    // Epilogue: bias and activation in registers (the activation's branch chosen once per tile), then the
-    // store (masked for the row's tail).
+    epilogue_tile<PW>(acc, y, oh, b, ow, last);
+  }
+
+  // Epilogue: bias and activation in registers (the activation's branch chosen once per tile), then the
+  // store (masked for the row's tail).
+  template <int PW>
+  NPCORE_INLINE void epilogue_tile(typename V::reg (&acc)[OCB][PW], float* y, int64_t oh, int64_t b, int64_t ow,
+                                   int64_t last) const {
     using E = Epilogue<V>;
     switch (epilogue_.mode()) {
       case E::kShift: store_tile<PW, E::kShift>(acc, y, oh, b, ow, last); break;
@@ -190,28 +271,58 @@ class DirectConv final : public ConvKernel {
     }
   }
 
+  // Channels whose epilogue runs at once: the most (dividing OCB) with at most 8 vectors.
+  static constexpr int epilogue_group(int pw) {
+    int g = OCB;
+    while (g > 1 && (g * pw > 8 || OCB % g != 0)) --g;
+    return g;
+  }
+
+  // The epilogue epilogue_group(PW) channels at a time, its stages interleaved over their vectors
+  // (Epilogue::apply_m_n): one vector at a time, the ELU's polynomial waits on its own latency. Measured
+  // on the AVX2 4 x 2 tile (CPU time, 9x9 1->64 at 144x256): ELU one vector at a time 5.4 ms, 4 vectors
+  // at a time 5.3-5.6, 8 at a time 4.9; on the 4 x 3 tile 6 at a time 5.7-6.1 against 5.9-6.7.
   template <int PW, int M>
   NPCORE_INLINE void store_tile(typename V::reg (&acc)[OCB][PW], float* y, int64_t oh, int64_t b, int64_t ow,
                                 int64_t last) const {
-    const int64_t OC = p_.out_channels, OHW = out_[2] * out_[3];
+    constexpr int G = epilogue_group(PW);
+    const int64_t OC = p_.out_channels, OHW = out_[3] * out_[2];
     const auto tail = V::mask_first(last);
 #pragma GCC unroll 8
-    for (int o = 0; o < OCB; ++o) {
-      const int64_t oc = b * OCB + o;
-      if (oc >= OC) break;
-      float* dst = y + oc * OHW + oh * out_[3] + ow;
-      const auto sin = epilogue_.shift(oc);
+    for (int o0 = 0; o0 < OCB; o0 += G) {
+      typename V::reg v[G * PW], sin[G * PW];
+#pragma GCC unroll 8
+      for (int g = 0; g < G; ++g) {
+        const auto sh = epilogue_.shift(b * OCB + o0 + g);  // padded past OC
 #pragma GCC unroll 3
-      for (int q = 0; q < PW; ++q) {
-        const auto v = epilogue_.template apply_m<M>(acc[o][q], sin);
-        if (q + 1 < PW)
-          V::store(dst + W * q, v);
-        else
-          V::store_mask(dst + W * q, tail, v);
+        for (int q = 0; q < PW; ++q) {
+          v[g * PW + q] = acc[o0 + g][q];
+          sin[g * PW + q] = sh;
+        }
       }
-      epilogue_.finish(dst, W * (PW - 1) + last);
+      epilogue_.template apply_m_n<M>(v, sin);
+#pragma GCC unroll 8
+      for (int g = 0; g < G; ++g) {
+        const int64_t oc = b * OCB + o0 + g;
+        if (oc >= OC) return;
+        float* dst = y + oc * OHW + oh * out_[3] + ow;
+#pragma GCC unroll 3
+        for (int q = 0; q < PW; ++q) {
+          if (q + 1 < PW || last == W)  // a masked store costs several plain ones on AMD cores
+            V::store(dst + W * q, v[g * PW + q]);
+          else
+            V::store_mask(dst + W * q, tail, v[g * PW + q]);
+        }
+        epilogue_.finish(dst, W * (PW - 1) + last);
+      }
     }
   }
+
+  // Two-level summation for accuracy (tile_k): the registers sum at most kChunk input-channel rows of the
+  // kernel before they are added to a running total.
+  static constexpr int64_t kChunk = 16;
+  // The whole sum fits one chunk: no partial totals.
+  bool one_chain() const { return p_.in_channels * p_.kernel_h <= kChunk; }
 
   Conv2dParams p_;
   Shape in_, out_;

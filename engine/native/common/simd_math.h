@@ -14,25 +14,37 @@ namespace npcore::native::NPCORE_ISA_NS {
 
 #define NPCORE_INLINE inline __attribute__((always_inline))
 
-// expm1(x) = 2^n (1 + expm1(r)) - 1 with n = round(x / ln2), r = x - n ln2: returns expm1(r) (degree-9
-// polynomial) and sets n; the caller clamps x and forms 2^n.
+// expm1(x) = 2^n (1 + expm1(r)) - 1 with n = round(x / ln2), r = x - n ln2: sets p[i] = expm1(r) (degree-9
+// polynomial) and n[i] for N vectors, stage by stage, so that a core overlaps their N dependency chains;
+// the caller clamps x and forms 2^n. The same operations on each vector whatever N.
+template <class V, int N>
+NPCORE_INLINE void expm1_reduced_n(const typename V::reg (&x)[N], typename V::reg (&n)[N], typename V::reg (&p)[N]) {
+  typename V::reg r[N];
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) n[i] = V::round(V::mul(x[i], V::set1(1.44269504088896341f)));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) r[i] = V::fnmadd(n[i], V::set1(0.693145751953125f), x[i]);  // ln2 high part (exact product)
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) r[i] = V::fnmadd(n[i], V::set1(1.428606765330187045e-06f), r[i]);  // ln2 low part
+  const float c[8] = {1.0f / 362880.0f, 1.0f / 40320.0f, 1.0f / 5040.0f, 1.0f / 720.0f,
+                      1.0f / 120.0f,    1.0f / 24.0f,    1.0f / 6.0f,    0.5f};
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = V::set1(c[0]);
+#pragma GCC unroll 7
+  for (int k = 1; k < 8; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i) p[i] = V::fmadd(p[i], r[i], V::set1(c[k]));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = V::add(V::mul(V::mul(p[i], r[i]), r[i]), r[i]);  // expm1(r)
+}
+
 template <class V>
 NPCORE_INLINE typename V::reg expm1_reduced(typename V::reg x, typename V::reg& n_out) {
-  const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
-  auto r = V::fnmadd(n, V::set1(0.693145751953125f), x);  // ln2 high part (exact product)
-  r = V::fnmadd(n, V::set1(1.428606765330187045e-06f), r);  // ln2 low part
-  auto p = V::set1(1.0f / 362880.0f);
-  p = V::fmadd(p, r, V::set1(1.0f / 40320.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 5040.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 720.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 120.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 24.0f));
-  p = V::fmadd(p, r, V::set1(1.0f / 6.0f));
-  p = V::fmadd(p, r, V::set1(0.5f));
-  p = V::mul(V::mul(p, r), r);
-  p = V::add(p, r);  // expm1(r)
-  n_out = n;
-  return p;
+  const typename V::reg xs[1] = {x};
+  typename V::reg n[1], p[1];
+  expm1_reduced_n<V, 1>(xs, n, p);
+  n_out = n[0];
+  return p[0];
 }
 
 // 2^n * (1 + p) - 1 split so that neither the small nor the large range loses bits:
@@ -47,17 +59,28 @@ NPCORE_INLINE typename V::reg expm1_ps(typename V::reg x) {
   return V::fmadd(two_n, p, V::sub(two_n, V::set1(1.0f)));
 }
 
-// alpha expm1(min(x, 0)) where x <= 0, else x: ELU without its shifts. expm1 as expm1_ps (same reduction
-// and polynomial), clamped to [-20, 0] instead, where expm1 rounds to -1 below -17 and 2^n is a normal float
-// (one-step ldexp). NaN passes through.
+// alpha expm1(min(x, 0)) where x <= 0, else x: ELU without its shifts, on N vectors stage by stage (see
+// expm1_reduced_n). expm1 as expm1_ps (same reduction and polynomial), clamped to [-20, 0] instead, where
+// expm1 rounds to -1 below -17 and 2^n is a normal float (one-step ldexp). NaN passes through.
+template <class V, int N>
+NPCORE_INLINE void elu_ps_n(typename V::reg (&v)[N], typename V::reg alpha) {
+  typename V::reg x[N], n[N], p[N];
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) x[i] = V::max(V::set1(-20.0f), V::min(V::zero(), v[i]));  // v second in each: a NaN passes
+  expm1_reduced_n<V, N>(x, n, p);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) {
+    const auto two_n = V::pow2(n[i]);
+    const auto e = V::fmadd(two_n, p[i], V::sub(two_n, V::set1(1.0f)));
+    v[i] = V::select(V::gt(v[i], V::zero()), V::mul(alpha, e), v[i]);
+  }
+}
+
 template <class V>
 NPCORE_INLINE typename V::reg elu_ps(typename V::reg v, typename V::reg alpha) {
-  const auto x = V::max(V::set1(-20.0f), V::min(V::zero(), v));  // v second in each: a NaN passes
-  typename V::reg n;
-  const auto p = expm1_reduced<V>(x, n);
-  const auto two_n = V::pow2(n);
-  const auto e = V::fmadd(two_n, p, V::sub(two_n, V::set1(1.0f)));
-  return V::select(V::gt(v, V::zero()), V::mul(alpha, e), v);
+  typename V::reg vs[1] = {v};
+  elu_ps_n<V, 1>(vs, alpha);
+  return vs[0];
 }
 
 // exp(x) = 2^n (1 + expm1(r)); ldexp reaches the subnormal range below x = -87.3.
@@ -148,6 +171,21 @@ class Epilogue {
   int mode() const {
     if (!vector_ || (act_.kind == ActKind::None && act_.out_shift == 0.0f)) return kShift;
     return act_.kind == ActKind::ELU ? kElu : kAny;
+  }
+  // apply_m on N vectors, the ELU's stages interleaved over them (elu_ps_n); the same results.
+  template <int M, int N>
+  NPCORE_INLINE void apply_m_n(typename V::reg (&v)[N], const typename V::reg (&shift)[N]) const {
+    if constexpr (M == kElu) {
+#pragma GCC unroll 16
+      for (int i = 0; i < N; ++i) v[i] = V::sub(v[i], shift[i]);
+      elu_ps_n<V, N>(v, V::set1(act_.alpha));
+      const auto out = V::set1(act_.out_shift);
+#pragma GCC unroll 16
+      for (int i = 0; i < N; ++i) v[i] = V::add(v[i], out);
+    } else {
+#pragma GCC unroll 16
+      for (int i = 0; i < N; ++i) v[i] = apply_m<M>(v[i], shift[i]);
+    }
   }
   template <int M>
   NPCORE_INLINE typename V::reg apply_m(typename V::reg acc, typename V::reg shift) const {
