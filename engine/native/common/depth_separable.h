@@ -169,12 +169,17 @@ class DepthSeparableConv final : public ConvKernel {
     const int64_t next = h + 1 < H ? Wd : 0;  // offset of the next row, or none
     for (int64_t px = 0; px < Wd; px += chunk) {
       const int64_t valid = Wd - px < chunk ? Wd - px : chunk, len = (valid + V::W - 1) / V::W * V::W;
+      // Copied in vectors (a row of a chunk is a few hundred bytes: memcpy's size dispatch cost more than
+      // the copy); the last vector masked, zeros up to len.
+      const int64_t full = valid / V::W * V::W;
+      const typename V::mask tail = V::mask_first(valid - full);
       for (int64_t ic = 0; ic < Cin; ++ic) {
         const float* src = x + (ic * H + h) * Wd + px;
+        float* dst = panel + ic * len;
         if (next)
           for (int64_t o = 0; o < valid; o += 16) __builtin_prefetch(src + next + o, 0, 2);
-        std::memcpy(panel + ic * len, src, sizeof(float) * size_t(valid));
-        if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
+        for (int64_t o = 0; o < full; o += V::W) V::store(dst + o, V::load(src + o));
+        if (full < valid) V::store(dst + full, V::loadz(tail, src + full));
       }
       pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, valid, row + px, ld1, e1_);
     }
