@@ -169,12 +169,17 @@ class DepthSeparableConv final : public ConvKernel {
     const int64_t next = h + 1 < H ? Wd : 0;  // offset of the next row, or none
     for (int64_t px = 0; px < Wd; px += chunk) {
       const int64_t valid = Wd - px < chunk ? Wd - px : chunk, len = (valid + V::W - 1) / V::W * V::W;
+      // Copied in vectors (a row of a chunk is a few hundred bytes: memcpy's size dispatch cost more than
+      // the copy); the last vector masked, zeros up to len.
+      const int64_t full = valid / V::W * V::W;
+      const typename V::mask tail = V::mask_first(valid - full);
       for (int64_t ic = 0; ic < Cin; ++ic) {
         const float* src = x + (ic * H + h) * Wd + px;
+        float* dst = panel + ic * len;
         if (next)
           for (int64_t o = 0; o < valid; o += 16) __builtin_prefetch(src + next + o, 0, 2);
-        std::memcpy(panel + ic * len, src, sizeof(float) * size_t(valid));
-        if (valid < len) std::memset(panel + ic * len + valid, 0, sizeof(float) * size_t(len - valid));
+        for (int64_t o = 0; o < full; o += V::W) V::store(dst + o, V::load(src + o));
+        if (full < valid) V::store(dst + full, V::loadz(tail, src + full));
       }
       pointwise_panel<V, OCB, PV>(w1_->data(), blocks1_, Cin, C, panel, len, valid, row + px, ld1, e1_);
     }
@@ -214,8 +219,16 @@ class DepthSeparableConv final : public ConvKernel {
                           c + 1 < C ? tr + (c + 1) * ld1 : nullptr, R * L_.row);
         if (len2 > valid2) std::memset(t2 + c * ld2 + valid2, 0, sizeof(float) * size_t(len2 - valid2));
       }
-      // 3. pw2 from T2 into the output rows, in chunks of the L1 panel's width.
+      // 3. pw2 from T2 into the output rows, in chunks of the L1 panel's width. Meanwhile the next step's
+      // first input row is prefetched (to L2), spread over the chunks: pw1_row prefetches each row it
+      // copies but the first of a step, whose prefetch the depthwise conv's pass over the ring evicts.
+      const int64_t h = next - pd_.pad_h, nchunks = (valid2 + chunk - 1) / chunk;
+      const bool ahead = !shared && s1 < oh_b && h >= 0 && h < in_[2];
+      const int64_t lines = (in_[3] + 15) / 16, per_chunk = (p1_.in_channels * lines + nchunks - 1) / nchunks;
+      int64_t line = 0;
       for (int64_t px = 0; px < valid2; px += chunk) {
+        for (int64_t e = line + per_chunk; ahead && line < e && line < p1_.in_channels * lines; ++line)
+          __builtin_prefetch(x + ((line / lines) * in_[2] + h) * in_[3] + (line % lines) * 16, 0, 2);
         const int64_t v = valid2 - px < chunk ? valid2 - px : chunk;
         pointwise_panel<V, OCB, PV>(w2_->data(), blocks2_, C, p2_.out_channels, t2 + px, ld2, v, y + s0 * OW + px,
                                     OH * OW, e2_);
