@@ -113,11 +113,8 @@ class DirectConv final : public ConvKernel {
     if (one_chain()) {
       const int64_t twos = vecs / 2, oh = pair_rows() ? 2 * u : u;
       const int64_t rows = pair_rows() && oh + 1 < out_[2] ? 2 : 1;
-      for (int64_t r = 0; r < rows; ++r) {
-        int64_t ow = 0;
-        for (int64_t t = 0; t < twos; ++t, ow += 2 * W)
-          tile<2>(buf, y, oh + r, b, ow, vecs % 2 || t + 1 < twos ? W : last);
-      }
+      if (twos > 0)
+        for (int64_t r = 0; r < rows; ++r) row_one_chain(buf, y, oh + r, b, twos, vecs % 2 ? W : last);
       if (vecs % 2 == 0) return;
       if (rows == 2)
         tail_pair(buf, y, oh, b, twos * 2 * W, last);
@@ -143,17 +140,42 @@ class DirectConv final : public ConvKernel {
     if (ones) tile<1>(buf, y, oh, b, ow, last);
   }
 
+  // A row's `twos` 2-vector one-chain tiles from ow = 0 (the last with `last` lanes) in one call, with the
+  // kernel width (and dilation 1; a 3x3 kernel's height too) at compile time: with a 3x3 kernel a tile is
+  // 9 taps, and a call per tile spent as long in its prologue and the kernel-row loop as in the FMAs
+  // (perf annotate of vgg16's features.0, 1->64 at 144x256: 41% of the tile function in its FMA loop).
+  void row_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t twos, int64_t last) const {
+    const bool d1 = p_.dilation_w == 1, k3 = p_.kernel_h == 3;
+    switch (p_.kernel_w) {
+      case 9: d1 ? tiles_one_chain<0, 9, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 9, 0>(buf, y, oh, b, twos, last); break;
+      case 7: d1 ? tiles_one_chain<0, 7, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 7, 0>(buf, y, oh, b, twos, last); break;
+      case 5: d1 ? tiles_one_chain<0, 5, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 5, 0>(buf, y, oh, b, twos, last); break;
+      case 3:
+        if (k3)
+          d1 ? tiles_one_chain<3, 3, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<3, 3, 0>(buf, y, oh, b, twos, last);
+        else
+          d1 ? tiles_one_chain<0, 3, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 3, 0>(buf, y, oh, b, twos, last);
+        break;
+      default: tiles_one_chain<0, 0, 0>(buf, y, oh, b, twos, last); break;
+    }
+  }
+
+  template <int KH_, int KW_, int DW_>
+  void tiles_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t twos, int64_t last) const {
+    for (int64_t t = 0; t < twos; ++t) tile_one_chain<2, KH_, KW_, DW_>(buf, y, oh, b, 2 * W * t, t + 1 < twos ? W : last);
+  }
+
   template <int PW>
   void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
-    if constexpr (PW <= 2) {  // row_job gives one-chain sums no wider tiles
+    if constexpr (PW == 1) {  // a one-chain row's odd last vector, when no row pairs with it
       if (one_chain()) {
         const bool d1 = p_.dilation_w == 1;  // compile-time tap offsets
         switch (p_.kernel_w) {
-          case 9: d1 ? tile_one_chain<PW, 9, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 9, 0>(buf, y, oh, b, ow, last); break;
-          case 7: d1 ? tile_one_chain<PW, 7, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 7, 0>(buf, y, oh, b, ow, last); break;
-          case 5: d1 ? tile_one_chain<PW, 5, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 5, 0>(buf, y, oh, b, ow, last); break;
-          case 3: d1 ? tile_one_chain<PW, 3, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 3, 0>(buf, y, oh, b, ow, last); break;
-          default: tile_one_chain<PW, 0, 0>(buf, y, oh, b, ow, last); break;
+          case 9: d1 ? tile_one_chain<PW, 0, 9, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 9, 0>(buf, y, oh, b, ow, last); break;
+          case 7: d1 ? tile_one_chain<PW, 0, 7, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 7, 0>(buf, y, oh, b, ow, last); break;
+          case 5: d1 ? tile_one_chain<PW, 0, 5, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 5, 0>(buf, y, oh, b, ow, last); break;
+          case 3: d1 ? tile_one_chain<PW, 0, 3, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 3, 0>(buf, y, oh, b, ow, last); break;
+          default: tile_one_chain<PW, 0, 0, 0>(buf, y, oh, b, ow, last); break;
         }
         return;
       }
@@ -171,10 +193,11 @@ class DirectConv final : public ConvKernel {
   // tile_k for a one-chain sum (the 1-channel 9x9 input layer): the whole sum in the registers, in the
   // same (kh, ic, kw) order as tile_k's chunked loop, without its bookkeeping. A function of its own, so
   // that GCC allocates its registers apart from tile_k's partial totals.
-  // DW_: the width dilation if known at compile time, else 0.
-  template <int PW, int KW_, int DW_>
-  void tile_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
-    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
+  // KH_, KW_, DW_: the kernel height, width and width dilation if known at compile time, else 0. Inlined
+  // into tiles_one_chain's loop over a row's tiles.
+  template <int PW, int KH_, int KW_, int DW_>
+  NPCORE_INLINE void tile_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = KH_ ? KH_ : p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
     const int64_t dh = p_.dilation_h, dw = DW_ ? DW_ : p_.dilation_w;
     typename V::reg acc[OCB][PW];
 #pragma GCC unroll 8
