@@ -50,6 +50,8 @@ const std::vector<ConvShape>& shapes() {
   static const std::vector<ConvShape> s = {
       {"in9x9_1to64", "Stacked2d/SE2d layer0; RotEq Hermite layer0",
        Conv2dParams::square(1, 64, 9, 1, 4, 1, 1, false), 144, 256, ActKind::ELU},
+      {"in9x9_1to64_small", "SENSORIUM layer0 at 36x64 (valid: 28x56 out, 7 vectors a row on AVX2)",
+       Conv2dParams::square(1, 64, 9, 1, 0, 1, 1, false), 36, 64, ActKind::ELU},
       {"hid7x7_64to64", "Stacked2d/SE2d layers 1-3; RotEq Hermite layers 1-3",
        Conv2dParams::square(64, 64, 7, 1, 3, 1, 1, true), 144, 256, ActKind::ELU},
       {"vgg0_3x3_1to64", "vgg16 features.0 (3->64, grayscale folded)", Conv2dParams::square(1, 64, 3, 1, 1),

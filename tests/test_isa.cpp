@@ -143,24 +143,87 @@ TEST_CASE("every direct-conv variant the CPU runs matches the reference", "[isa]
       {1, 1, 10, 9, 1, 4, 9, 15, {ActKind::SoftThreshold}},            // scalar activation, 2 vectors
       {2, 2, 12, 7, 1, 3, 11, 29, {ActKind::ReLU}},                    // 2 channels x 7 rows = 14
       {1, 1, 6, 5, 2, 3, 12, 21, {ActKind::ELU, 0.5f, 0.0f, 0.0f}},    // dilation, kernel width 5
+      // Odd vector counts pair rows (the two rows' last vectors in one tile; a row left over alone):
+      // output widths 40 (5 vectors on AVX2, 3 on AVX-512) and 37 (a masked last vector), 5 (one vector);
+      // 1, 2 and 3 output rows; and widths that do not pair (32: 4 vectors on AVX2, 2 on AVX-512).
+      {1, 1, 64, 9, 1, 0, 9, 48, {ActKind::ELU, 1.0f, 0.0f, 1.0f}},    // 1 row: alone
+      {2, 1, 64, 9, 1, 0, 10, 48, {ActKind::ELU, 1.0f, 0.0f, 1.0f}},   // 2 rows: one pair
+      {3, 1, 20, 9, 1, 0, 11, 45, {ActKind::ELU, 1.0f, 0.1f, 0.0f}},   // 3 rows, masked, channels % OCB
+      {2, 1, 16, 9, 1, 0, 12, 13, {ActKind::SoftThreshold}},           // one vector a row, 4 rows
+      {1, 1, 8, 9, 1, 4, 7, 32, {ActKind::ReLU}},                      // no odd vector
+      {2, 1, 64, 3, 1, 1, 5, 40, {ActKind::ReLU}},                     // VGG's first conv (3x3), odd
+      {1, 1, 64, 3, 1, 1, 6, 64, {ActKind::ReLU}},                     // 3x3, no odd vector
+      {2, 1, 12, 3, 2, 2, 7, 37, {ActKind::ELU, 1.0f, 0.0f, 0.0f}},    // 3x3 dilated, masked, 7 rows
+      {1, 2, 24, 5, 1, 2, 9, 21, {}},                                  // 5x5, 2 channels, 3 vectors
+      {2, 1, 9, 7, 1, 3, 6, 11, {ActKind::Sigmoid}},                   // 7x7, 2 vectors (1 on AVX-512)
+      {1, 3, 8, 4, 1, 0, 8, 44, {ActKind::ELU, 1.0f, 0.0f, 0.0f}},     // even kernel (runtime width)
   };
   for (Isa isa : runnable_isas("direct conv")) {
     for (const Case& c : cases) {
-      Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad, c.dil);
-      const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 3);
-      const Tensor wt = test::random_tensor(p.weight_shape(), 4, 1.0f / float(c.k * std::sqrt(double(c.ic))));
-      const Tensor b = test::random_tensor({c.oc}, 5, 0.1f);
-      ConvSpec spec{p, wt.data(), b.data(), c.act};
-      spec.isa = isa;
-      spec.allow_winograd = false;
-      INFO(isa_name(isa) << " " << p.str() << " " << c.act.str());
-      REQUIRE(native_algorithm(spec, x.shape()) == "direct");
-      const Shape os = p.output_shape(x.shape(), "test");
-      Tensor ref(os), got(os);
-      conv_once(Backend::Reference, spec, x, ref);
-      conv_once(Backend::Native, spec, x, got);
-      CHECK(test::normalised_error(got, ref) <= 5e-6);
+      for (int threads : {1, 2, 3}) {
+        PlanThreads plan(threads);
+        Conv2dParams p = Conv2dParams::square(c.ic, c.oc, c.k, 1, c.pad, c.dil);
+        const Tensor x = test::random_tensor({c.n, c.ic, c.h, c.w}, 3);
+        const Tensor wt = test::random_tensor(p.weight_shape(), 4, 1.0f / float(c.k * std::sqrt(double(c.ic))));
+        const Tensor b = test::random_tensor({c.oc}, 5, 0.1f);
+        ConvSpec spec{p, wt.data(), b.data(), c.act};
+        spec.isa = isa;
+        spec.allow_winograd = false;
+        INFO(isa_name(isa) << " " << p.str() << " " << c.act.str() << " batch " << c.n << " threads " << threads);
+        REQUIRE(native_algorithm(spec, x.shape()) == "direct");
+        const Shape os = p.output_shape(x.shape(), "test");
+        Tensor ref(os), got(os);
+        conv_once(Backend::Reference, spec, x, ref);
+        conv_once(Backend::Native, spec, x, got);
+        CHECK(test::normalised_error(got, ref) <= 5e-6);
+      }
     }
+  }
+}
+
+TEST_CASE("direct conv: paired rows give the bits of rows run alone, at any thread count", "[isa]") {
+  // Rows of an odd vector count run in pairs, the two last vectors as one tile; each output keeps its own
+  // summation order. A valid conv of the image without its first row has the same output rows but one,
+  // paired the other way ((1, 2), (3, 4) instead of (0, 1), (2, 3), 4 alone): they must be bit-identical,
+  // and so must the outputs with 1, 2 and 3 threads.
+  for (Isa isa : runnable_isas("direct conv row pairs")) {
+    for (int64_t width : {45, 48, 13, 40})
+      for (int64_t k : {9, 3}) {
+        const Conv2dParams p = Conv2dParams::square(1, 16, k, 1, 0);
+        const Tensor wt = test::random_tensor(p.weight_shape(), 4, 1.0f / float(k));
+        const Tensor b = test::random_tensor({16}, 5, 0.1f);
+        ConvSpec spec{p, wt.data(), b.data(), {ActKind::ELU, 1.0f, 0.0f, 0.0f}};
+        spec.isa = isa;
+        spec.allow_winograd = false;
+        const int64_t h = k + 4;  // 5 output rows; without the first input row 4
+        const Tensor x = test::random_tensor({2, 1, h, width}, 3);
+        Tensor shorter({2, 1, h - 1, width});
+        for (int64_t n = 0; n < 2; ++n)
+          for (int64_t i = 0; i < (h - 1) * width; ++i) shorter.image(n)[i] = x.image(n)[width + i];
+        const Shape os = p.output_shape(x.shape(), "test"), ss = p.output_shape(shorter.shape(), "test");
+        Tensor one(os);
+        {
+          PlanThreads plan(1);
+          conv_once(Backend::Native, spec, x, one);
+        }
+        for (int threads : {1, 2, 3}) {
+          INFO(isa_name(isa) << " " << p.str() << " width " << width << " threads " << threads);
+          PlanThreads plan(threads);
+          Tensor got(os), cut(ss);
+          conv_once(Backend::Native, spec, x, got);
+          conv_once(Backend::Native, spec, shorter, cut);
+          int64_t differ = 0, differ_cut = 0;
+          for (int64_t n = 0; n < 2; ++n)
+            for (int64_t c = 0; c < 16; ++c)
+              for (int64_t i = 0; i < os[2] * os[3]; ++i) {
+                const float g = got.image(n)[c * os[2] * os[3] + i];
+                differ += g != one.image(n)[c * os[2] * os[3] + i];
+                if (i >= os[3]) differ_cut += g != cut.image(n)[c * ss[2] * ss[3] + i - os[3]];
+              }
+          CHECK(differ == 0);
+          CHECK(differ_cut == 0);
+        }
+      }
   }
 }
 

@@ -54,13 +54,13 @@ class DirectConv final : public ConvKernel {
         const float* x = in.image(n);
         float* y = out.image(n);
         for (int64_t r = 0; r < rows_; ++r) pad_row(x, buf, r);
-        for (int64_t j = 0; j < out_[2] * blocks_; ++j) row_job(buf, y, j / blocks_, j % blocks_);
+        for (int64_t j = 0; j < row_units() * blocks_; ++j) row_job(buf, y, j / blocks_, j % blocks_);
       });
       return;
     }
     for (int64_t n = 0; n < in_[0]; ++n) {
       pad_image(in.image(n), scratch);
-      const int64_t jobs = out_[2] * blocks_;
+      const int64_t jobs = row_units() * blocks_;
       float* y = out.image(n);
       // Rows outermost: a thread's jobs cover whole rows, so its input rows stay in its cache.
       parallel_for(jobs, threads_, [&](int64_t j) { row_job(scratch, y, j / blocks_, j % blocks_); });
@@ -94,20 +94,35 @@ class DirectConv final : public ConvKernel {
   // Split the batch by images (else each image's rows between the threads).
   bool by_image() const { return threads_ > 1 && in_[0] >= threads_; }
 
-  // Output row oh of channels [OCB b, OCB b + OCB), in tiles of 3 vectors; a remainder of one vector
-  // becomes two tiles of 2 (a 1-vector tile runs at a third of the FMA rate), the last tile masked.
-  // A sum of one chain (one_chain()) runs in tiles of 2 vectors and a last one of 1: with OCB channels x
-  // 3 vectors, GCC hoists the OCB weight broadcasts of a tap ahead of its FMAs, runs out of the 16 AVX2
-  // registers and keeps accumulators on the stack (profiled on the 9x9 1-channel input layer).
-  void row_job(const float* buf, float* y, int64_t oh, int64_t b) const {
-    const int64_t OW = out_[3], vecs = (OW + W - 1) / W, last = OW - W * (vecs - 1);
+  // Vectors per output row.
+  int64_t row_vecs() const { return (out_[3] + W - 1) / W; }
+  // One-chain rows of an odd vector count run in pairs, so that the two rows' last vectors make one tile.
+  bool pair_rows() const { return one_chain() && row_vecs() % 2 == 1; }
+  // A job's output rows: one, or a pair (pair_rows()); the last unit of an odd row count has one row.
+  int64_t row_units() const { return pair_rows() ? (out_[2] + 1) / 2 : out_[2]; }
+
+  // Output row unit u (row_units()) of channels [OCB b, OCB b + OCB), in tiles of 3 vectors; a remainder
+  // of one vector becomes two tiles of 2 (a 1-vector tile runs at a third of the FMA rate), the last tile
+  // masked. A sum of one chain (one_chain()) runs in tiles of 2 vectors: with OCB channels x 3 vectors,
+  // GCC hoists the OCB weight broadcasts of a tap ahead of its FMAs, runs out of the 16 AVX2 registers and
+  // keeps accumulators on the stack (profiled on the 9x9 1-channel input layer). There an odd vector
+  // count pairs rows (the 56-pixel rows of the SENSORIUM core at 36x64: 7 vectors on AVX2), and the two
+  // rows' last vectors run as one 2-vector tile (tile_tail_pair); a row left alone ends in a 1-vector tile.
+  void row_job(const float* buf, float* y, int64_t u, int64_t b) const {
+    const int64_t OW = out_[3], vecs = row_vecs(), last = OW - W * (vecs - 1);
     if (one_chain()) {
-      const int64_t twos = vecs / 2;
-      int64_t ow = 0;
-      for (int64_t t = 0; t < twos; ++t, ow += 2 * W) tile<2>(buf, y, oh, b, ow, vecs % 2 || t + 1 < twos ? W : last);
-      if (vecs % 2) tile<1>(buf, y, oh, b, ow, last);
+      const int64_t twos = vecs / 2, oh = pair_rows() ? 2 * u : u;
+      const int64_t rows = pair_rows() && oh + 1 < out_[2] ? 2 : 1;
+      if (twos > 0)
+        for (int64_t r = 0; r < rows; ++r) row_one_chain(buf, y, oh + r, b, twos, vecs % 2 ? W : last);
+      if (vecs % 2 == 0) return;
+      if (rows == 2)
+        tail_pair(buf, y, oh, b, twos * 2 * W, last);
+      else
+        tile<1>(buf, y, oh, b, twos * 2 * W, last);
       return;
     }
+    const int64_t oh = u;
     int64_t threes = vecs / 3, twos = 0, ones = 0;
     if (vecs % 3 == 2) {
       twos = 1;
@@ -125,15 +140,42 @@ class DirectConv final : public ConvKernel {
     if (ones) tile<1>(buf, y, oh, b, ow, last);
   }
 
+  // A row's `twos` 2-vector one-chain tiles from ow = 0 (the last with `last` lanes) in one call, with the
+  // kernel width (and dilation 1; a 3x3 kernel's height too) at compile time: with a 3x3 kernel a tile is
+  // 9 taps, and a call per tile spent as long in its prologue and the kernel-row loop as in the FMAs
+  // (perf annotate of vgg16's features.0, 1->64 at 144x256: 41% of the tile function in its FMA loop).
+  void row_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t twos, int64_t last) const {
+    const bool d1 = p_.dilation_w == 1, k3 = p_.kernel_h == 3;
+    switch (p_.kernel_w) {
+      case 9: d1 ? tiles_one_chain<0, 9, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 9, 0>(buf, y, oh, b, twos, last); break;
+      case 7: d1 ? tiles_one_chain<0, 7, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 7, 0>(buf, y, oh, b, twos, last); break;
+      case 5: d1 ? tiles_one_chain<0, 5, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 5, 0>(buf, y, oh, b, twos, last); break;
+      case 3:
+        if (k3)
+          d1 ? tiles_one_chain<3, 3, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<3, 3, 0>(buf, y, oh, b, twos, last);
+        else
+          d1 ? tiles_one_chain<0, 3, 1>(buf, y, oh, b, twos, last) : tiles_one_chain<0, 3, 0>(buf, y, oh, b, twos, last);
+        break;
+      default: tiles_one_chain<0, 0, 0>(buf, y, oh, b, twos, last); break;
+    }
+  }
+
+  template <int KH_, int KW_, int DW_>
+  void tiles_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t twos, int64_t last) const {
+    for (int64_t t = 0; t < twos; ++t) tile_one_chain<2, KH_, KW_, DW_>(buf, y, oh, b, 2 * W * t, t + 1 < twos ? W : last);
+  }
+
   template <int PW>
   void tile(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
-    if constexpr (PW <= 2) {  // row_job gives one-chain sums no wider tiles
+    if constexpr (PW == 1) {  // a one-chain row's odd last vector, when no row pairs with it
       if (one_chain()) {
         const bool d1 = p_.dilation_w == 1;  // compile-time tap offsets
         switch (p_.kernel_w) {
-          case 9: d1 ? tile_one_chain<PW, 9, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 9, 0>(buf, y, oh, b, ow, last); break;
-          case 7: d1 ? tile_one_chain<PW, 7, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 7, 0>(buf, y, oh, b, ow, last); break;
-          default: tile_one_chain<PW, 0, 0>(buf, y, oh, b, ow, last); break;
+          case 9: d1 ? tile_one_chain<PW, 0, 9, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 9, 0>(buf, y, oh, b, ow, last); break;
+          case 7: d1 ? tile_one_chain<PW, 0, 7, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 7, 0>(buf, y, oh, b, ow, last); break;
+          case 5: d1 ? tile_one_chain<PW, 0, 5, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 5, 0>(buf, y, oh, b, ow, last); break;
+          case 3: d1 ? tile_one_chain<PW, 0, 3, 1>(buf, y, oh, b, ow, last) : tile_one_chain<PW, 0, 3, 0>(buf, y, oh, b, ow, last); break;
+          default: tile_one_chain<PW, 0, 0, 0>(buf, y, oh, b, ow, last); break;
         }
         return;
       }
@@ -151,10 +193,11 @@ class DirectConv final : public ConvKernel {
   // tile_k for a one-chain sum (the 1-channel 9x9 input layer): the whole sum in the registers, in the
   // same (kh, ic, kw) order as tile_k's chunked loop, without its bookkeeping. A function of its own, so
   // that GCC allocates its registers apart from tile_k's partial totals.
-  // DW_: the width dilation if known at compile time, else 0.
-  template <int PW, int KW_, int DW_>
-  void tile_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
-    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
+  // KH_, KW_, DW_: the kernel height, width and width dilation if known at compile time, else 0. Inlined
+  // into tiles_one_chain's loop over a row's tiles.
+  template <int PW, int KH_, int KW_, int DW_>
+  NPCORE_INLINE void tile_one_chain(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = KH_ ? KH_ : p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
     const int64_t dh = p_.dilation_h, dw = DW_ ? DW_ : p_.dilation_w;
     typename V::reg acc[OCB][PW];
 #pragma GCC unroll 8
@@ -201,6 +244,66 @@ class DirectConv final : public ConvKernel {
       }
     }
     epilogue_tile<PW>(acc, y, oh, b, ow, last);
+  }
+
+  // tile_tail_pair with the kernel width (and dilation 1) at compile time, as tile() picks tile_one_chain.
+  void tail_pair(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const bool d1 = p_.dilation_w == 1;
+    switch (p_.kernel_w) {
+      case 9: d1 ? tile_tail_pair<9, 1>(buf, y, oh, b, ow, last) : tile_tail_pair<9, 0>(buf, y, oh, b, ow, last); break;
+      case 7: d1 ? tile_tail_pair<7, 1>(buf, y, oh, b, ow, last) : tile_tail_pair<7, 0>(buf, y, oh, b, ow, last); break;
+      case 5: d1 ? tile_tail_pair<5, 1>(buf, y, oh, b, ow, last) : tile_tail_pair<5, 0>(buf, y, oh, b, ow, last); break;
+      case 3: d1 ? tile_tail_pair<3, 1>(buf, y, oh, b, ow, last) : tile_tail_pair<3, 0>(buf, y, oh, b, ow, last); break;
+      default: tile_tail_pair<0, 0>(buf, y, oh, b, ow, last); break;
+    }
+  }
+
+  // The last vectors (at ow, `last` lanes) of output rows oh and oh + 1 as one OCB x 2 tile, vector q
+  // holding row oh + q: 2 loads and OCB broadcasts per tap feed 2 OCB FMAs, as in a 2-vector tile of one
+  // row. Each output is summed as tile_one_chain<1> sums it alone (the same bits whether paired or not):
+  // even kernel rows in one chain, odd ones in another, added at the end; here the even rows of both
+  // outputs first (2 OCB chains), their sums set aside on the stack, then the odd rows.
+  template <int KW_, int DW_>
+  void tile_tail_pair(const float* buf, float* y, int64_t oh, int64_t b, int64_t ow, int64_t last) const {
+    const int64_t IC = p_.in_channels, KH = p_.kernel_h, KW = KW_ ? KW_ : p_.kernel_w;
+    const int64_t dh = p_.dilation_h, dw = DW_ ? DW_ : p_.dilation_w;
+    const int64_t down = IC * row_;  // output row oh + 1 reads the padded rows one below oh's
+    const float* w0 = wpack_->data() + size_t(b) * size_t(IC * KH * KW * OCB);
+    typename V::reg acc[OCB][2];
+    alignas(64) float even[OCB][2][W];
+    for (int64_t parity = 0; parity < 2; ++parity) {
+#pragma GCC unroll 8
+      for (int o = 0; o < OCB; ++o) acc[o][0] = acc[o][1] = V::zero();
+      for (int64_t kh = parity; kh < KH; kh += 2) {
+        const float* w = w0 + size_t(kh * IC * KW * OCB);
+        for (int64_t ic = 0; ic < IC; ++ic) {
+          const float* r = buf + ((oh + kh * dh) * IC + ic) * row_ + ow;
+#pragma GCC unroll 9
+          for (int64_t kw = 0; kw < KW; ++kw, w += OCB) {
+            const auto x0 = V::load(r + kw * dw), x1 = V::load(r + down + kw * dw);
+#pragma GCC unroll 16
+            for (int o = 0; o < OCB; ++o) {
+              const auto wv = V::set1(w[o]);
+              acc[o][0] = V::fmadd(wv, x0, acc[o][0]);
+              acc[o][1] = V::fmadd(wv, x1, acc[o][1]);
+            }
+          }
+        }
+      }
+      if (parity == 0) {
+#pragma GCC unroll 8
+        for (int o = 0; o < OCB; ++o) {
+          V::store(even[o][0], acc[o][0]);
+          V::store(even[o][1], acc[o][1]);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int o = 0; o < OCB; ++o) {
+      acc[o][0] = V::add(V::load(even[o][0]), acc[o][0]);
+      acc[o][1] = V::add(V::load(even[o][1]), acc[o][1]);
+    }
+    epilogue_tile<2, true>(acc, y, oh, b, ow, last);
   }
 
   // OCB channels x PW*W pixels starting at (oh, ow); the last vector stores only `last` lanes. KW_ is the
@@ -259,15 +362,16 @@ class DirectConv final : public ConvKernel {
   }
 
   // Epilogue: bias and activation in registers (the activation's branch chosen once per tile), then the
-  // store (masked for the row's tail).
-  template <int PW>
+  // store (masked for the row's tail). ROWS: vector q is row oh + q's vector at ow (tile_tail_pair), each
+  // with `last` lanes; else vector q is at ow + W q of row oh and only the last one has `last` lanes.
+  template <int PW, bool ROWS = false>
   NPCORE_INLINE void epilogue_tile(typename V::reg (&acc)[OCB][PW], float* y, int64_t oh, int64_t b, int64_t ow,
                                    int64_t last) const {
     using E = Epilogue<V>;
     switch (epilogue_.mode()) {
-      case E::kShift: store_tile<PW, E::kShift>(acc, y, oh, b, ow, last); break;
-      case E::kElu: store_tile<PW, E::kElu>(acc, y, oh, b, ow, last); break;
-      default: store_tile<PW, E::kAny>(acc, y, oh, b, ow, last); break;
+      case E::kShift: store_tile<PW, E::kShift, ROWS>(acc, y, oh, b, ow, last); break;
+      case E::kElu: store_tile<PW, E::kElu, ROWS>(acc, y, oh, b, ow, last); break;
+      default: store_tile<PW, E::kAny, ROWS>(acc, y, oh, b, ow, last); break;
     }
   }
 
@@ -282,7 +386,7 @@ class DirectConv final : public ConvKernel {
   // (Epilogue::apply_m_n): one vector at a time, the ELU's polynomial waits on its own latency. Measured
   // on the AVX2 4 x 2 tile (CPU time, 9x9 1->64 at 144x256): ELU one vector at a time 5.4 ms, 4 vectors
   // at a time 5.3-5.6, 8 at a time 4.9; on the 4 x 3 tile 6 at a time 5.7-6.1 against 5.9-6.7.
-  template <int PW, int M>
+  template <int PW, int M, bool ROWS>
   NPCORE_INLINE void store_tile(typename V::reg (&acc)[OCB][PW], float* y, int64_t oh, int64_t b, int64_t ow,
                                 int64_t last) const {
     constexpr int G = epilogue_group(PW);
@@ -306,6 +410,18 @@ class DirectConv final : public ConvKernel {
         const int64_t oc = b * OCB + o0 + g;
         if (oc >= OC) return;
         float* dst = y + oc * OHW + oh * out_[3] + ow;
+        if constexpr (ROWS) {
+#pragma GCC unroll 3
+          for (int q = 0; q < PW; ++q) {
+            float* d = dst + q * out_[3];
+            if (last == W)
+              V::store(d, v[g * PW + q]);
+            else
+              V::store_mask(d, tail, v[g * PW + q]);
+            epilogue_.finish(d, last);
+          }
+          continue;
+        }
 #pragma GCC unroll 3
         for (int q = 0; q < PW; ++q) {
           if (q + 1 < PW || last == W)  // a masked store costs several plain ones on AMD cores
