@@ -214,10 +214,7 @@ class Epilogue {
           v[u] = V::load(d + i + u * V::W);
           pos = pos && V::all(V::gt(v[u], V::zero()));
         }
-        if (!pos) {
-#pragma GCC unroll 4
-          for (int u = 0; u < kU; ++u) v[u] = elu_ps<V>(v[u], alpha);
-        }
+        if (!pos) elu_ps_n<V, kU>(v, alpha);  // the kU vectors' stages interleaved, as apply_m_n does
 #pragma GCC unroll 4
         for (int u = 0; u < kU; ++u) V::store(d + i + u * V::W, V::add(v[u], so));
       }
