@@ -44,6 +44,8 @@ struct Kernels {
   void (*activation)(const Activation& a, float* x, int64_t n) = nullptr;
   // Max pooling, kernel 2 stride 2, no padding, of one plane [H, W] -> [OH, OW] (2 OH <= H, 2 OW <= W).
   void (*max_pool_2x2)(const float* x, float* y, int64_t H, int64_t W, int64_t OH, int64_t OW) = nullptr;
+  // The FMA peak probe's loop (engine/peak.cpp): iters x 12 vector FMAs on independent chains.
+  float (*fma_probe)(long iters) = nullptr;
 };
 
 // The table for `isa` (resolved: not Auto), or null for Generic (the portable paths).

@@ -8,6 +8,7 @@
 #include "engine/native/common/depthwise_conv.h"
 #include "engine/native/common/direct_conv.h"
 #include "engine/native/common/fft_conv.h"
+#include "engine/native/common/fma_probe.h"
 #include "engine/native/common/max_pool.h"
 #include "engine/native/common/pointwise_conv.h"
 #include "engine/native/common/simd_math.h"
@@ -66,6 +67,7 @@ Kernels make_table(Isa isa) {
   t.depth_separable = &make_depth_separable_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.activation = &activation<V>;
   t.max_pool_2x2 = &max_pool_2x2<V>;
+  t.fma_probe = &fma_probe<V>;
   return t;
 }
 
