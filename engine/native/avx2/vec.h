@@ -9,6 +9,7 @@ namespace npcore::native::avx2 {
 
 struct Vec {
   static constexpr int W = 8;
+  static constexpr int kRegs = 16;  // vector registers (ymm0-15): the kernels' tile shapes follow from it
   using reg = __m256;
   using mask = __m256;
   static reg zero() { return _mm256_setzero_ps(); }
