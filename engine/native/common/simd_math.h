@@ -236,6 +236,25 @@ class Epilogue {
   AlignedBuffer shift_;  // per output channel: in_shift - bias
 };
 
+// In-register transpose of a W x W block: lane j of r[i] goes to lane i of r[j]. log2(W) rounds, each
+// interleaving row i with row i + W/2 into rows 2i, 2i + 1 (a rotation of the element index's bits;
+// after log2(W) of them, row and column bits have swapped places).
+template <class V>
+NPCORE_INLINE void transpose(typename V::reg (&r)[V::W]) {
+  constexpr int W = V::W, H = W / 2;
+#pragma GCC unroll 4
+  for (int s = 1; s < W; s *= 2) {
+    typename V::reg t[W];
+#pragma GCC unroll 16
+    for (int i = 0; i < H; ++i) {
+      t[2 * i] = V::interleave_lo(r[i], r[i + H]);
+      t[2 * i + 1] = V::interleave_hi(r[i], r[i + H]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) r[i] = t[i];
+  }
+}
+
 // The register-tile step: acc[o][q] += w[o] * x[W q .. W q + W) for OCB broadcast weights and NV vectors
 // of x (an outer product; OCB*NV FMAs per OCB + NV loads).
 template <class V, int OCB, int NV>
