@@ -10,6 +10,9 @@ namespace npcore::native::avx2 {
 struct Vec {
   static constexpr int W = 8;
   static constexpr int kRegs = 16;  // vector registers (ymm0-15): the kernels' tile shapes follow from it
+  // vmaskmovps to memory is microcoded on AMD's cores (tens of uops): a kernel that stores a short tail
+  // per tile row copies it from a stack vector instead.
+  static constexpr bool kFastMaskedStore = false;
   using reg = __m256;
   using mask = __m256;
   static reg zero() { return _mm256_setzero_ps(); }

@@ -287,10 +287,17 @@ class FftConv final : public ConvKernel {
               if (l >= lanes || i >= rows[l]) continue;
               const int64_t k = cols[l] - b * W;  // columns of this block to store
               float* dst = out.image(n[l]) + (oc * OH + oy[l] + i) * OW + ox[l] + b * W;
-              if (k >= W)
+              if (k >= W) {
                 V::store(dst, r[q]);
-              else if (k > 0)
-                V::store_mask(dst, V::mask_first(k), r[q]);
+              } else if (k > 0) {
+                if constexpr (V::kFastMaskedStore) {
+                  V::store_mask(dst, V::mask_first(k), r[q]);
+                } else {  // a few floats: cheaper one by one than one microcoded masked store
+                  alignas(64) float t[W];
+                  V::store(t, r[q]);
+                  for (int64_t j = 0; j < k; ++j) dst[j] = t[j];
+                }
+              }
             }
           }
         }
