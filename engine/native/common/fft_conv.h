@@ -195,7 +195,8 @@ class FftConv final : public ConvKernel {
     // Forward transforms, channel by channel. A lane's patch row is a run of T image floats (masked at the
     // image's sides; zeros above and below it and for lanes past the last tile), so the patches are
     // loaded as rows of W lanes' columns and transposed in registers into the lane-interleaved layout:
-    // scalar stores at a G-float stride cost as much as the GEMM's FMAs once those ran 16 wide.
+    // scalar stores at a G-float stride (and loads on the way out) took a quarter of the group's time on
+    // AVX-512, their count being the same for every width while the FMAs' halves.
     const int64_t H = in_[2], Wd = in_[3];
     constexpr int JB = T / W;  // column blocks of a patch row
     int64_t row0[G];           // lane's first patch row's offset in its image's plane
