@@ -32,7 +32,8 @@ struct Kernels {
   std::unique_ptr<ConvKernel> (*winograd)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Tiled FFT convolution (fft_eligible): stride 1, dilation 1, groups 1, kernels 5..9 per side.
   std::unique_ptr<ConvKernel> (*fft)(const ConvSpec& spec, const Shape& in) = nullptr;
-  int fft_ocb = 1;  // its GEMM micro-tile: output channels x 2 vectors of tiles
+  int fft_ocb = 1;   // its GEMM micro-tile: output channels x fft_vecs vectors of tiles
+  int fft_vecs = 1;  // (a group of tiles: fft_vecs vectors)
   // 1x1 convolution, stride 1, no padding, groups 1: a register-blocked GEMM over channels.
   std::unique_ptr<ConvKernel> (*pointwise)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Depthwise convolution (groups = in = out channels), any kernel, stride, padding and dilation.

@@ -22,7 +22,7 @@ namespace npcore::native::avx2 {
 const Kernels& table() {
   // Register budget (16 vector registers): direct conv 4 channels x 3 vectors; Winograd GEMM
   // 4 channels x 3 vectors, and 8 x 1 for 7x7 kernels; FFT complex GEMM 2 channels x 2 vectors (x re, im).
-  static const Kernels k = make_table<Vec, 4, 4, 3, 8, 2>(Isa::Avx2);
+  static const Kernels k = make_table<Vec, 4, 4, 3, 8, 2, 2>(Isa::Avx2);
   return k;
 }
 

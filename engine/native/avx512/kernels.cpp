@@ -21,8 +21,10 @@ namespace npcore::native::avx512 {
 
 const Kernels& table() {
   // Register budget (32 vector registers): direct conv 8 channels x 3 vectors; Winograd GEMM
-  // 8 channels x 3 vectors, and 16 x 1 for 7x7 kernels; FFT complex GEMM 4 channels x 2 vectors (x re, im).
-  static const Kernels k = make_table<Vec, 8, 8, 3, 16, 4>(Isa::Avx512);
+  // 8 channels x 3 vectors, and 16 x 1 for 7x7 kernels; FFT complex GEMM 8 channels x 1 vector (x re, im):
+  // a group of 16 tiles, whose spectra (130 points x 64 channels x 16 tiles, ~1 MB) stay in L2 as AVX2's
+  // do; 2 vectors (4 x 2) doubled them and the GEMM read them from L3 (hid7x7 at 144x256 ~17% slower).
+  static const Kernels k = make_table<Vec, 8, 8, 3, 16, 8, 1>(Isa::Avx512);
   return k;
 }
 

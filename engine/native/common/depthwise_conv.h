@@ -4,10 +4,11 @@
 // goes to phase x % sw, slot x / sw), so that output pixels ow .. ow + W - 1 read the W contiguous slots
 // from ow + (kw dw) / sw of phase (kw dw) % sw for every stride. With stride 1 and dilation 1 down the
 // columns and stride 1 along the rows, output rows go in groups of 4 (depthwise_tileR): each input vector,
-// loaded once per tap into a register, feeds the FMAs of every row of the group that reads it (4 x 3
-// accumulators; about 0.85 loads, broadcasts included, per FMA); otherwise each output row sums its KH*KW
-// taps in up to 8 accumulators at a time (depthwise_tile: one broadcast weight, 8 loads and FMAs per
-// tap). Bias and activation are applied in registers before the (masked, for the row's tail) store. The
+// loaded once per tap into a register, feeds the FMAs of every row of the group that reads it (4 x NV
+// accumulators, NV = 3 on AVX2 and 6 on AVX-512, from V::kRegs; for 3x3 about 0.85 and 0.65 loads,
+// broadcasts included, per FMA); otherwise each output row sums its KH*KW taps in up to 8 accumulators
+// at a time (depthwise_tile: one broadcast weight, 8 loads and FMAs per tap). Bias and activation are
+// applied in registers before the (masked, for the row's tail) store. The
 // free functions are shared with the fused depth-separable block (depth_separable.h).
 #pragma once
 #include <cstring>
@@ -257,8 +258,12 @@ void depthwise_rows(const Conv2dParams& p, const DepthwiseLayout& L, const float
     else f(TileWidth<0>{});
   };
   if (p.stride_h == 1 && p.dilation_h == 1 && p.stride_w == 1) {
-    // Groups of R4 rows in tiles of NV4 vectors (R4 NV4 accumulators), then a pair in tiles of NV2.
-    constexpr int R4 = kDepthwiseGroup, NV4 = 3, NV2 = 4;
+    // Groups of R4 rows in tiles of NV4 vectors (R4 NV4 accumulators), then a pair in tiles of NV2. The
+    // widths fill the register file: R4 NV4 accumulators + NV4 inputs + 1 weight <= V::kRegs (AVX2: 4 x 3,
+    // AVX-512: 4 x 6). Wider tiles mean fewer broadcasts per FMA (1 / NV) and, on AVX-512, one tile for a
+    // 56-wide row (4 vectors, where 3 left a 1-vector tile: one broadcast per FMA). Each row's sum takes
+    // its taps in the same order whatever the width: the same values.
+    constexpr int R4 = kDepthwiseGroup, NV4 = (V::kRegs - 1) / (R4 + 1), NV2 = V::kRegs / 4;
     auto rows_at_once = [&](auto r_tag, auto nv_tag) {
       constexpr int R = decltype(r_tag)::n, NV = decltype(nv_tag)::n;
       for (; oh + R - 1 < oh1; oh += R) {

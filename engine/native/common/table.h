@@ -2,7 +2,7 @@
 // One ISA's dispatch table from the algorithm templates, given its vector traits V and its register
 // blocking (output channels per micro-tile of the direct convolution; of the Winograd GEMM, with
 // `wino_vecs` vectors of tiles, and `wino_ocb_big` channels x 1 vector for 7x7 kernels; of the FFT
-// convolution's complex GEMM, `fft_ocb` channels x 2 vectors of tiles). Included by
+// convolution's complex GEMM, `fft_ocb` channels x `fft_vecs` vectors of tiles). Included by
 // engine/native/<isa>/kernels.cpp after it defines NPCORE_ISA_NS, inside that ISA's target region.
 #include "engine/native/common/depth_separable.h"
 #include "engine/native/common/depthwise_conv.h"
@@ -26,9 +26,9 @@ std::unique_ptr<ConvKernel> make_winograd_conv(const ConvSpec& spec, const Shape
   return std::unique_ptr<ConvKernel>(new WinogradConv<V, WinoOcb, WinoVecs, WinoOcbBig>(spec, in));
 }
 
-template <class V, int FftOcb>
+template <class V, int FftOcb, int FftVecs>
 std::unique_ptr<ConvKernel> make_fft_conv(const ConvSpec& spec, const Shape& in) {
-  return std::unique_ptr<ConvKernel>(new FftConv<V, FftOcb, 2>(spec, in));
+  return std::unique_ptr<ConvKernel>(new FftConv<V, FftOcb, FftVecs>(spec, in));
 }
 
 // The 1x1 GEMM uses the direct convolution's register blocking (DirectOcb channels x 3 vectors).
@@ -48,7 +48,7 @@ std::unique_ptr<ConvKernel> make_depth_separable_conv(const ConvSpec& pw1, const
   return std::unique_ptr<ConvKernel>(new DepthSeparableConv<V, DirectOcb, 3>(pw1, dw, pw2, in));
 }
 
-template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig, int FftOcb>
+template <class V, int DirectOcb, int WinoOcb, int WinoVecs, int WinoOcbBig, int FftOcb, int FftVecs>
 Kernels make_table(Isa isa) {
   Kernels t;
   t.isa = isa;
@@ -60,8 +60,9 @@ Kernels make_table(Isa isa) {
   t.winograd_vecs_big = 1;
   t.direct = &make_direct_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.winograd = &make_winograd_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
-  t.fft = &make_fft_conv<V, FftOcb>;
+  t.fft = &make_fft_conv<V, FftOcb, FftVecs>;
   t.fft_ocb = FftOcb;
+  t.fft_vecs = FftVecs;
   t.pointwise = &make_pointwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.depthwise = &make_depthwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.depth_separable = &make_depth_separable_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
