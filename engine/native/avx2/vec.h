@@ -10,9 +10,11 @@ namespace npcore::native::avx2 {
 struct Vec {
   static constexpr int W = 8;
   static constexpr int kRegs = 16;  // vector registers (ymm0-15): the kernels' tile shapes follow from it
-  // vmaskmovps to memory is microcoded on AMD's cores (tens of uops): a kernel that stores a short tail
-  // per tile row copies it from a stack vector instead.
-  static constexpr bool kFastMaskedStore = false;
+  // The FFT convolution moves its tiles in and out of the lane-interleaved layout with scalar accesses
+  // here: the in-register transpose (48 lane-crossing shuffles per 8 x 8 at this width, or 24 with a
+  // dedicated network) plus masked tail stores (vmaskmovps, microcoded on AMD) measured 2-5% slower on the
+  // 7x7 layers (Zen 5, docs/PERFORMANCE.md, merge of branch avx512).
+  static constexpr bool kTransposeTiles = false;
   using reg = __m256;
   using mask = __m256;
   static reg zero() { return _mm256_setzero_ps(); }
@@ -60,25 +62,6 @@ struct Vec {
   }
   static reg interleave_hi(reg a, reg b) {
     return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x31);
-  }
-  // In-register transpose of 8 x 8 floats: lane j of r[i] goes to lane i of r[j]. The usual 24 shuffles
-  // (simd_math.h's generic rounds of interleave_lo/hi cost 48 here: each crosses the 128-bit halves).
-  static void transpose(reg (&r)[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 4; ++i) {
-      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int h = 0; h < 2; ++h) {  // rows 4h .. 4h + 3
-      u[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
-      u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
-      u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
-      u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 4; ++i) {
-      r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-      r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
   }
   // 2^n for integer-valued n in [-126, 127] (a normal float): its exponent bits.
   static reg pow2(reg n) {

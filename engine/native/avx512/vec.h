@@ -10,7 +10,7 @@ namespace npcore::native::avx512 {
 struct Vec {
   static constexpr int W = 16;
   static constexpr int kRegs = 32;  // vector registers (zmm0-31): the kernels' tile shapes follow from it
-  static constexpr bool kFastMaskedStore = true;  // k-masked stores: one uop (see avx2/vec.h)
+  static constexpr bool kTransposeTiles = true;  // FFT tiles through in-register transposes (see avx2/vec.h)
   using reg = __m512;
   using mask = __mmask16;
   static reg zero() { return _mm512_setzero_ps(); }

@@ -192,50 +192,70 @@ class FftConv final : public ConvKernel {
     int lanes = 0;
     while (lanes < G && tile_of(g, lanes, &n[lanes], &oy[lanes], &ox[lanes])) ++lanes;
 
-    // Forward transforms, channel by channel. A lane's patch row is a run of T image floats (masked at the
-    // image's sides; zeros above and below it and for lanes past the last tile), so the patches are
-    // loaded as rows of W lanes' columns and transposed in registers into the lane-interleaved layout:
-    // scalar stores at a G-float stride (and loads on the way out) took a quarter of the group's time on
-    // AVX-512, their count being the same for every width while the FMAs' halves.
+    // Forward transforms, channel by channel. With V::kTransposeTiles a lane's patch row is a run of T
+    // image floats (masked at the image's sides; zeros above and below it and for lanes past the last
+    // tile), loaded as rows of W lanes' columns and transposed in registers into the lane-interleaved
+    // layout: scalar stores at a G-float stride (and loads on the way out) took a quarter of the group's
+    // time on AVX-512, their count being the same for every width while the FMAs' halves. Without it
+    // (AVX2, where the transposes cost more than they save: vec.h), the patches are gathered lane by lane.
     const int64_t H = in_[2], Wd = in_[3];
-    constexpr int JB = T / W;  // column blocks of a patch row
-    int64_t row0[G];           // lane's first patch row's offset in its image's plane
-    typename V::mask cmask[G][JB];
-    bool cfull[G][JB];
-    for (int l = 0; l < G; ++l) {
-      const int64_t x0 = l < lanes ? ox[l] - p_.pad_w : 0;
-      const int64_t j0 = x0 < 0 ? -x0 : 0, j1 = Wd - x0 < T ? Wd - x0 : T;
-      row0[l] = l < lanes ? (oy[l] - p_.pad_h) * Wd + x0 : 0;
-      for (int b = 0; b < JB; ++b) {
-        const int64_t a = clamp(j0 - b * W, 0, W), e = clamp(j1 - b * W, 0, W);
-        cmask[l][b] = V::mask_range(a, a < e ? e : a);
-        cfull[l][b] = a == 0 && e == W;
+    if constexpr (V::kTransposeTiles) {
+      constexpr int JB = T / W;  // column blocks of a patch row
+      int64_t row0[G];           // lane's first patch row's offset in its image's plane
+      typename V::mask cmask[G][JB];
+      bool cfull[G][JB];
+      for (int l = 0; l < G; ++l) {
+        const int64_t x0 = l < lanes ? ox[l] - p_.pad_w : 0;
+        const int64_t j0 = x0 < 0 ? -x0 : 0, j1 = Wd - x0 < T ? Wd - x0 : T;
+        row0[l] = l < lanes ? (oy[l] - p_.pad_h) * Wd + x0 : 0;
+        for (int b = 0; b < JB; ++b) {
+          const int64_t a = clamp(j0 - b * W, 0, W), e = clamp(j1 - b * W, 0, W);
+          cmask[l][b] = V::mask_range(a, a < e ? e : a);
+          cfull[l][b] = a == 0 && e == W;
+        }
       }
-    }
-    for (int64_t ic = 0; ic < IC_; ++ic) {
-      for (int v = 0; v < GV; ++v) {
-        for (int64_t i = 0; i < T; ++i) {
+      for (int64_t ic = 0; ic < IC_; ++ic) {
+        for (int v = 0; v < GV; ++v) {
+          for (int64_t i = 0; i < T; ++i) {
 #pragma GCC unroll 2
-          for (int b = 0; b < JB; ++b) {
-            reg r[W];
+            for (int b = 0; b < JB; ++b) {
+              reg r[W];
 #pragma GCC unroll 16
-            for (int q = 0; q < W; ++q) {
-              const int l = v * W + q;
-              const int64_t yy = l < lanes ? oy[l] - p_.pad_h + i : -1;
-              if (yy < 0 || yy >= H) {
-                r[q] = V::zero();
-                continue;
+              for (int q = 0; q < W; ++q) {
+                const int l = v * W + q;
+                const int64_t yy = l < lanes ? oy[l] - p_.pad_h + i : -1;
+                if (yy < 0 || yy >= H) {
+                  r[q] = V::zero();
+                  continue;
+                }
+                // Masked-off columns (outside the image) are not read.
+                const float* src = in.image(n[l]) + ic * H * Wd + row0[l] + i * Wd + b * W;
+                r[q] = cfull[l][b] ? V::load(src) : V::loadz(cmask[l][b], src);
               }
-              // Masked-off columns (outside the image) are not read.
-              const float* src = in.image(n[l]) + ic * H * Wd + row0[l] + i * Wd + b * W;
-              r[q] = cfull[l][b] ? V::load(src) : V::loadz(cmask[l][b], src);
-            }
-            transpose<V>(r);
+              transpose<V>(r);
 #pragma GCC unroll 16
-            for (int j = 0; j < W; ++j) V::store(patch + (i * T + b * W + j) * G + v * W, r[j]);
+              for (int j = 0; j < W; ++j) V::store(patch + (i * T + b * W + j) * G + v * W, r[j]);
+            }
+          }
+          forward(patch + v * W, spec, Z + ic * 2 * G + v * W, ps);
+        }
+      }
+    } else {
+      for (int64_t ic = 0; ic < IC_; ++ic) {
+        std::memset(patch, 0, sizeof(float) * size_t(T * T * G));
+        for (int l = 0; l < lanes; ++l) {
+          const int64_t y0 = oy[l] - p_.pad_h, x0 = ox[l] - p_.pad_w;
+          const int64_t j0 = x0 < 0 ? -x0 : 0, j1 = Wd - x0 < T ? Wd - x0 : T;
+          const float* plane = in.image(n[l]) + ic * H * Wd;
+          for (int64_t i = 0; i < T; ++i) {
+            const int64_t yy = y0 + i;
+            if (yy < 0 || yy >= H) continue;
+            const float* src = plane + yy * Wd + x0;
+            float* dst = patch + i * T * G + l;
+            for (int64_t j = j0; j < j1; ++j) dst[j * G] = src[j];
           }
         }
-        forward(patch + v * W, spec, Z + ic * 2 * G + v * W, ps);
+        for (int v = 0; v < GV; ++v) forward(patch + v * W, spec, Z + ic * 2 * G + v * W, ps);
       }
     }
 
@@ -263,49 +283,60 @@ class FftConv final : public ConvKernel {
       std::memcpy(zf, Yp, sizeof(float) * size_t(OC_ * 2 * G));
     }
 
-    // Inverse transforms with the epilogue, channel by channel; the output tiles leave the lane-interleaved
-    // layout through the same in-register transpose as the patches came in (columns past MW_, never
-    // written by inverse, are transposed along but not stored).
+    // Inverse transforms with the epilogue, channel by channel; with V::kTransposeTiles the output tiles
+    // leave the lane-interleaved layout through the same in-register transpose as the patches came in
+    // (columns past MW_, never written by inverse, are transposed along but not stored).
     const int64_t OH = out_[2], OW = out_[3];
-    int64_t rows[G], cols[G];
-    for (int l = 0; l < lanes; ++l) {
-      rows[l] = OH - oy[l] < MH_ ? OH - oy[l] : MH_;
-      cols[l] = OW - ox[l] < MW_ ? OW - ox[l] : MW_;
-    }
-    for (int64_t oc = 0; oc < OC_; ++oc) {
-      const reg shift = epilogue_.shift(oc);
-      for (int v = 0; v < GV; ++v) inverse(Z + oc * 2 * G + v * W, ps, spec, patch + v * W, shift);
-      for (int v = 0; v < GV && v * W < lanes; ++v) {
-        for (int64_t i = 0; i < MH_; ++i) {
-          for (int64_t b = 0; b * W < MW_; ++b) {
-            reg r[W];
+    if constexpr (V::kTransposeTiles) {
+      int64_t rows[G], cols[G];
+      for (int l = 0; l < lanes; ++l) {
+        rows[l] = OH - oy[l] < MH_ ? OH - oy[l] : MH_;
+        cols[l] = OW - ox[l] < MW_ ? OW - ox[l] : MW_;
+      }
+      for (int64_t oc = 0; oc < OC_; ++oc) {
+        const reg shift = epilogue_.shift(oc);
+        for (int v = 0; v < GV; ++v) inverse(Z + oc * 2 * G + v * W, ps, spec, patch + v * W, shift);
+        for (int v = 0; v < GV && v * W < lanes; ++v) {
+          for (int64_t i = 0; i < MH_; ++i) {
+            for (int64_t b = 0; b * W < MW_; ++b) {
+              reg r[W];
 #pragma GCC unroll 16
-            for (int j = 0; j < W; ++j) r[j] = V::load(patch + (i * T + b * W + j) * G + v * W);
-            transpose<V>(r);
+              for (int j = 0; j < W; ++j) r[j] = V::load(patch + (i * T + b * W + j) * G + v * W);
+              transpose<V>(r);
 #pragma GCC unroll 16
-            for (int q = 0; q < W; ++q) {
-              const int l = v * W + q;
-              if (l >= lanes || i >= rows[l]) continue;
-              const int64_t k = cols[l] - b * W;  // columns of this block to store
-              float* dst = out.image(n[l]) + (oc * OH + oy[l] + i) * OW + ox[l] + b * W;
-              if (k >= W) {
-                V::store(dst, r[q]);
-              } else if (k > 0) {
-                if constexpr (V::kFastMaskedStore) {
+              for (int q = 0; q < W; ++q) {
+                const int l = v * W + q;
+                if (l >= lanes || i >= rows[l]) continue;
+                const int64_t k = cols[l] - b * W;  // columns of this block to store
+                float* dst = out.image(n[l]) + (oc * OH + oy[l] + i) * OW + ox[l] + b * W;
+                if (k >= W) {
+                  V::store(dst, r[q]);
+                } else if (k > 0) {
                   V::store_mask(dst, V::mask_first(k), r[q]);
-                } else {  // a few floats: cheaper one by one than one microcoded masked store
-                  alignas(64) float t[W];
-                  V::store(t, r[q]);
-                  for (int64_t j = 0; j < k; ++j) dst[j] = t[j];
                 }
               }
             }
           }
         }
+        for (int l = 0; l < lanes; ++l)
+          for (int64_t i = 0; i < rows[l]; ++i)
+            epilogue_.finish(out.image(n[l]) + (oc * OH + oy[l] + i) * OW + ox[l], cols[l]);
       }
-      for (int l = 0; l < lanes; ++l)
-        for (int64_t i = 0; i < rows[l]; ++i)
-          epilogue_.finish(out.image(n[l]) + (oc * OH + oy[l] + i) * OW + ox[l], cols[l]);
+    } else {
+      for (int64_t oc = 0; oc < OC_; ++oc) {
+        const reg shift = epilogue_.shift(oc);
+        for (int v = 0; v < GV; ++v) inverse(Z + oc * 2 * G + v * W, ps, spec, patch + v * W, shift);
+        for (int l = 0; l < lanes; ++l) {
+          float* plane = out.image(n[l]) + oc * OH * OW;
+          const int64_t rows = OH - oy[l] < MH_ ? OH - oy[l] : MH_, cols = OW - ox[l] < MW_ ? OW - ox[l] : MW_;
+          for (int64_t i = 0; i < rows; ++i) {
+            float* dst = plane + (oy[l] + i) * OW + ox[l];
+            const float* src = patch + i * T * G + l;
+            for (int64_t j = 0; j < cols; ++j) dst[j] = src[j * G];
+            epilogue_.finish(dst, cols);
+          }
+        }
+      }
     }
   }
 

@@ -17,8 +17,6 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "engine/activation.h"

@@ -6,8 +6,6 @@
 #error "engine/native/common/*.h are included by engine/native/<isa>/kernels.cpp only"
 #endif
 #include <cstdint>
-#include <type_traits>
-#include <utility>
 
 #include "engine/activation.h"
 #include "engine/native/kernels.h"
@@ -238,33 +236,22 @@ class Epilogue {
   AlignedBuffer shift_;  // per output channel: in_shift - bias
 };
 
-// In-register transpose of a W x W block: lane j of r[i] goes to lane i of r[j]. V's own when it has one
-// (AVX2: the 8 x 8 shuffle network); else log2(W) rounds, each interleaving row i with row i + W/2 into
-// rows 2i, 2i + 1 (a rotation of the element index's bits; after log2(W) of them, row and column bits
-// have swapped places): 64 two-source permutes for AVX-512's 16 x 16.
-template <class V, class = void>
-struct HasTranspose : std::false_type {};
-template <class V>
-struct HasTranspose<V, std::void_t<decltype(V::transpose(std::declval<typename V::reg (&)[V::W]>()))>>
-    : std::true_type {};
-
+// In-register transpose of a W x W block: lane j of r[i] goes to lane i of r[j], in log2(W) rounds, each
+// interleaving row i with row i + W/2 into rows 2i, 2i + 1 (a rotation of the element index's bits; after
+// log2(W) of them, row and column bits have swapped places): 64 two-source permutes for AVX-512's 16 x 16.
 template <class V>
 NPCORE_INLINE void transpose(typename V::reg (&r)[V::W]) {
   constexpr int W = V::W, H = W / 2;
-  if constexpr (HasTranspose<V>::value) {
-    V::transpose(r);
-  } else {
 #pragma GCC unroll 4
-    for (int s = 1; s < W; s *= 2) {
-      typename V::reg t[W];
+  for (int s = 1; s < W; s *= 2) {
+    typename V::reg t[W];
 #pragma GCC unroll 16
-      for (int i = 0; i < H; ++i) {
-        t[2 * i] = V::interleave_lo(r[i], r[i + H]);
-        t[2 * i + 1] = V::interleave_hi(r[i], r[i + H]);
-      }
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) r[i] = t[i];
+    for (int i = 0; i < H; ++i) {
+      t[2 * i] = V::interleave_lo(r[i], r[i + H]);
+      t[2 * i + 1] = V::interleave_hi(r[i], r[i + H]);
     }
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i) r[i] = t[i];
   }
 }
 
