@@ -20,20 +20,13 @@ namespace npcore::native {
 
 struct Kernels {
   Isa isa = Isa::Generic;
-  int lanes = 1;                // floats per vector
-  int direct_ocb = 1;           // output channels per direct-conv micro-tile
-  int winograd_ocb = 1;         // Winograd GEMM micro-tile for alpha < 8 ...
-  int winograd_vecs = 1;        // ... and its tile vectors per block
-  int winograd_ocb_big = 1;     // the same for alpha 8 (7x7 kernels)
-  int winograd_vecs_big = 1;
+  int lanes = 1;  // floats per vector (register blockings are the kernels' template arguments: table.h)
   // Register-blocked direct convolution (stride 1, groups 1).
   std::unique_ptr<ConvKernel> (*direct)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Winograd F(2x2, r x r), r in {3, 5, 7} (winograd_eligible).
   std::unique_ptr<ConvKernel> (*winograd)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Tiled FFT convolution (fft_eligible): stride 1, dilation 1, groups 1, kernels 5..9 per side.
   std::unique_ptr<ConvKernel> (*fft)(const ConvSpec& spec, const Shape& in) = nullptr;
-  int fft_ocb = 1;   // its GEMM micro-tile: output channels x fft_vecs vectors of tiles
-  int fft_vecs = 1;  // (a group of tiles: fft_vecs vectors)
   // 1x1 convolution, stride 1, no padding, groups 1: a register-blocked GEMM over channels.
   std::unique_ptr<ConvKernel> (*pointwise)(const ConvSpec& spec, const Shape& in) = nullptr;
   // Depthwise convolution (groups = in = out channels), any kernel, stride, padding and dilation.

@@ -288,8 +288,6 @@ class DepthSeparableConv final : public ConvKernel {
     }
   }
 
-  static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
-
   Conv2dParams p1_, pd_, p2_;
   Shape in_, out_;
   DepthwiseLayout L_;

@@ -436,8 +436,6 @@ class FftConv final : public ConvKernel {
     }
   }
 
-  static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
-
   Conv2dParams p_;
   Shape in_, out_;
   int64_t IC_ = 0, OC_ = 0, MH_ = 0, MW_ = 0, blocks_ = 0, tiles_h_ = 0, tiles_w_ = 0, groups_ = 0;

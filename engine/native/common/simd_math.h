@@ -236,6 +236,10 @@ class Epilogue {
   AlignedBuffer shift_;  // per output channel: in_shift - bias
 };
 
+// v limited to [lo, hi] (std::clamp is a standard-library template, which per-ISA code does not instantiate:
+// outside_isa.h).
+NPCORE_INLINE int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
 // In-register transpose of a W x W block: lane j of r[i] goes to lane i of r[j], in log2(W) rounds, each
 // interleaving row i with row i + W/2 into rows 2i, 2i + 1 (a rotation of the element index's bits; after
 // log2(W) of them, row and column bits have swapped places): 64 two-source permutes for AVX-512's 16 x 16.

@@ -53,16 +53,9 @@ Kernels make_table(Isa isa) {
   Kernels t;
   t.isa = isa;
   t.lanes = V::W;
-  t.direct_ocb = DirectOcb;
-  t.winograd_ocb = WinoOcb;
-  t.winograd_vecs = WinoVecs;
-  t.winograd_ocb_big = WinoOcbBig;
-  t.winograd_vecs_big = 1;
   t.direct = &make_direct_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.winograd = &make_winograd_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.fft = &make_fft_conv<V, FftOcb, FftVecs>;
-  t.fft_ocb = FftOcb;
-  t.fft_vecs = FftVecs;
   t.pointwise = &make_pointwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.depthwise = &make_depthwise_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
   t.depth_separable = &make_depth_separable_conv<V, DirectOcb, WinoOcb, WinoVecs, WinoOcbBig>;
